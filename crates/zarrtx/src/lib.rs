@@ -1,0 +1,22 @@
+//! zarrtx: many writers, one SpatialData / Zarr v3 store.
+//!
+//! Threads, processes and nodes add, overwrite and delete elements of one store at the same time. A commit log of
+//! immutable, create-if-absent entries decides every race; element data is staged where no other writer looks and
+//! installed after its commit; the root `zarr.json` (with inline consolidated metadata) is the published view that
+//! unmodified spatialdata / zarr-python readers see. See `docs/design.md` in the repository.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod meta;
+pub mod name;
+pub mod progress;
+pub mod raster;
+pub mod transform;
+
+pub use error::{Error, Result};
+pub use name::{ElementName, ElementType};
+pub use progress::{NoProgress, Progress};
+pub use raster::{
+    Compression, DataType, Pyramid, RasterArray, RasterBlock, RasterKind, RasterSource, RasterSpec,
+};
+pub use transform::Transformation;
