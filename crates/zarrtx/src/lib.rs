@@ -6,17 +6,31 @@
 //! unmodified spatialdata / zarr-python readers see. See `docs/design.md` in the repository.
 #![warn(missing_docs)]
 
+pub mod adopt;
+pub mod commit;
 pub mod error;
+pub mod layout;
+pub mod log;
+pub mod maintenance;
 pub mod meta;
 pub mod name;
+pub mod probe;
 pub mod progress;
+pub mod publish;
 pub mod raster;
+pub mod snapshot;
+pub mod storage;
+pub mod store;
 pub mod transform;
 
 pub use error::{Error, Result};
+pub use log::WriterInfo;
+pub use maintenance::{GcReport, VerifyReport};
 pub use name::{ElementName, ElementType};
 pub use progress::{NoProgress, Progress};
 pub use raster::{
     Compression, DataType, Pyramid, RasterArray, RasterBlock, RasterKind, RasterSource, RasterSpec,
 };
+pub use snapshot::{ElementInfo, Snapshot};
+pub use store::{AddOptions, CommitInfo, CommitRecord, OpenOptions, Store};
 pub use transform::Transformation;

@@ -1,0 +1,93 @@
+//! Where everything lives inside a store. All keys are relative to the store root and use `/`.
+//!
+//! ```text
+//! zarr.json                     published view: root group + inline consolidated metadata + "zarrtx" key
+//! images/ labels/ points/ shapes/ tables/   the type groups; elements installed at <type>/<name>/
+//! .zarrtx/format.json           marks a zarrtx-managed store
+//! .zarrtx/log/<v:020>.json      commit entries, immutable, created with create-if-absent
+//! .zarrtx/checkpoints/<v:020>.json  full state as of version v (deterministic, create-if-absent)
+//! .zarrtx/head                  hint: a committed version (never ahead of the truth)
+//! .zarrtx/applied               version whose operations are installed and published (under the publish lock)
+//! .zarrtx/staging/<txn>/        element data being written by transaction <txn>
+//! .zarrtx/trash/<v:020>-<key>/  element data displaced by the commit at version v, kept for the grace period
+//! .zarrtx/tmp/                  temporary files of atomic writes
+//! .zarrtx/probe/                files of the create-if-absent probe
+//! .zarrtx/locks/publish.lock    serializes installing and publishing (not commits)
+//! ```
+
+use crate::name::{ElementName, ElementType};
+
+/// Directory holding every zarrtx-private file. spatialdata and zarr-python ignore it.
+pub const META: &str = ".zarrtx";
+/// Marker of a zarrtx-managed store.
+pub const FORMAT: &str = ".zarrtx/format.json";
+/// Directory of commit entries.
+pub const LOG_DIR: &str = ".zarrtx/log";
+/// Directory of checkpoints.
+pub const CHECKPOINT_DIR: &str = ".zarrtx/checkpoints";
+/// Hint of a committed version.
+pub const HEAD_HINT: &str = ".zarrtx/head";
+/// Version installed and published.
+pub const APPLIED: &str = ".zarrtx/applied";
+/// Staging area for element data.
+pub const STAGING_DIR: &str = ".zarrtx/staging";
+/// Displaced element data awaiting gc.
+pub const TRASH_DIR: &str = ".zarrtx/trash";
+/// Temporary files.
+pub const TMP_DIR: &str = ".zarrtx/tmp";
+/// Probe files.
+pub const PROBE_DIR: &str = ".zarrtx/probe";
+/// Lock directory.
+pub const LOCK_DIR: &str = ".zarrtx/locks";
+/// The publish lock file.
+pub const PUBLISH_LOCK: &str = ".zarrtx/locks/publish.lock";
+/// The root group document (the published view).
+pub const ROOT_ZARR_JSON: &str = "zarr.json";
+/// Format version of the `.zarrtx` layout written by this crate.
+pub const FORMAT_VERSION: u32 = 1;
+/// A checkpoint is written every this many versions.
+pub const CHECKPOINT_INTERVAL: u64 = 64;
+
+/// Key of the commit entry for `version`.
+pub fn log_key(version: u64) -> String {
+    format!("{LOG_DIR}/{version:020}.json")
+}
+
+/// Key of the checkpoint for `version`.
+pub fn checkpoint_key(version: u64) -> String {
+    format!("{CHECKPOINT_DIR}/{version:020}.json")
+}
+
+/// Parses a `<v:020>.json` file name.
+pub fn parse_version_file(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Key of the staging directory of transaction `txn`.
+pub fn staging_key(txn: &str) -> String {
+    format!("{STAGING_DIR}/{txn}")
+}
+
+/// Key of the lock a writer holds on its staging directory while it may still commit it.
+pub fn staging_lock_key(txn: &str) -> String {
+    format!("{STAGING_DIR}/{txn}.lock")
+}
+
+/// Key under which the element with collision key `key`, displaced by the commit at `version`, is kept.
+pub fn trash_key(version: u64, key: &str) -> String {
+    format!("{TRASH_DIR}/{version:020}-{key}")
+}
+
+/// Key of an installed element.
+pub fn element_key(element_type: ElementType, name: &ElementName) -> String {
+    format!("{}/{}", element_type.group(), name.as_str())
+}
+
+/// Key of a type group's `zarr.json`.
+pub fn type_group_key(element_type: ElementType) -> String {
+    format!("{}/zarr.json", element_type.group())
+}

@@ -1,0 +1,240 @@
+//! `verify` (what is wrong or left over) and `gc` (reclaim what nothing needs any more).
+
+use crate::adopt::read_node_tree;
+use crate::error::Result;
+use crate::layout;
+use crate::log::reader::{self, read_entry};
+use crate::log::{Op, StoreState};
+use crate::name::ElementType;
+use crate::publish;
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerifyReport {
+    /// The latest committed version.
+    pub version: u64,
+    /// The version the root `zarr.json` view reflects, if it is a zarrtx view.
+    pub published_version: Option<u64>,
+    /// Disagreements between the log, the view and the data: each line says what and where.
+    pub problems: Vec<String>,
+    /// Debris of interrupted writers (unreferenced staging, temporary and probe files): reclaimed by `gc`.
+    pub leftovers: Vec<PathBuf>,
+    /// Data of deleted or overwritten elements, kept for readers of older versions until `gc` reclaims it.
+    pub retained: Vec<PathBuf>,
+}
+
+impl VerifyReport {
+    /// True when there are no problems and no leftovers (retained old versions are expected).
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.leftovers.is_empty()
+    }
+}
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GcReport {
+    /// Removed paths.
+    pub removed: Vec<PathBuf>,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+    /// Version published after rolling forward.
+    pub published_version: u64,
+}
+
+/// Staging keys referenced by committed `Add`s that are not installed yet.
+fn pending_staging(store: &Store, state: &StoreState) -> Result<BTreeSet<String>> {
+    let applied = publish::applied_version(store.storage())?;
+    let mut pending = BTreeSet::new();
+    let first = applied.map(|a| a + 1).unwrap_or(0);
+    for v in first..=state.version {
+        if let Some(entry) = read_entry(store.storage(), v)? {
+            for op in entry.ops {
+                if let Op::Add { staged, .. } = op {
+                    pending.insert(staged);
+                }
+            }
+        }
+    }
+    Ok(pending)
+}
+
+fn age(store: &Store, key: &str) -> Result<Duration> {
+    Ok(store
+        .storage()
+        .modified(key)?
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or_default())
+}
+
+/// Timestamps of every commit, by version (for the age of trash entries).
+fn commit_times(store: &Store, head: u64) -> Result<BTreeMap<u64, u64>> {
+    let mut out = BTreeMap::new();
+    for v in 0..=head {
+        if let Some(e) = read_entry(store.storage(), v)? {
+            out.insert(v, e.timestamp_ms);
+        }
+    }
+    Ok(out)
+}
+
+fn trash_version(name: &str) -> Option<u64> {
+    name.get(..20)?.parse().ok()
+}
+
+impl Store {
+    /// Checks the store: the log parses and is contiguous, the view matches the log, every committed element's
+    /// data is where it should be with the metadata the log recorded, and lists leftovers of crashed writers.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let storage = self.storage();
+        let mut report = VerifyReport::default();
+        let state = match reader::load_state(storage, None) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problems.push(format!("the commit log cannot be replayed: {e}"));
+                return Ok(report);
+            }
+        };
+        report.version = state.version;
+        for name in storage.list(layout::LOG_DIR)? {
+            match layout::parse_version_file(&name) {
+                Some(v) if v > state.version => report
+                    .problems
+                    .push(format!("log entry {name} lies beyond a gap after version {}", state.version)),
+                Some(_) => {}
+                None => report.leftovers.push(storage.location().join(layout::LOG_DIR).join(name)),
+            }
+        }
+        let applied = publish::applied_version(storage)?;
+        if applied.is_none_or(|a| a < state.version) {
+            report.problems.push(format!(
+                "versions {}..={} are committed but not published yet (a writer stopped after committing); \
+                 `zarrtx gc` or any write publishes them",
+                applied.map(|a| a + 1).unwrap_or(0),
+                state.version
+            ));
+        }
+        match storage.get(layout::ROOT_ZARR_JSON)? {
+            None => report.problems.push("the root zarr.json is missing".into()),
+            Some(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Err(e) => report.problems.push(format!("the root zarr.json does not parse: {e}")),
+                Ok(doc) => {
+                    report.published_version = publish::view_version(&doc);
+                    if report.published_version == Some(state.version) && doc != publish::root_view(&state) {
+                        report.problems.push(
+                            "the root zarr.json disagrees with the log at its version (edited by another tool?)"
+                                .into(),
+                        );
+                    }
+                }
+            },
+        }
+        let installed_ok = applied.is_some_and(|a| a >= state.version);
+        for record in state.elements.values() {
+            if !installed_ok {
+                break;
+            }
+            let key = record.installed_key();
+            if !storage.exists(&format!("{key}/zarr.json"))? {
+                report.problems.push(format!("{key}: committed at version {} but its data is missing", record.version));
+                continue;
+            }
+            if read_node_tree(storage, &key)? != record.tree {
+                report.problems.push(format!(
+                    "{key}: its zarr.json files differ from what version {} committed",
+                    record.version
+                ));
+            }
+        }
+        for t in ElementType::ALL {
+            for child in storage.list(t.group())? {
+                if child == "zarr.json" || child.starts_with('.') {
+                    continue;
+                }
+                let committed = state
+                    .elements
+                    .values()
+                    .any(|r| r.element_type == t && r.name.as_str() == child);
+                if !committed {
+                    report.problems.push(format!(
+                        "{}/{child} is not a committed element (invisible to readers; written by another tool?)",
+                        t.group()
+                    ));
+                }
+            }
+        }
+        let pending = pending_staging(self, &state)?;
+        for name in storage.list(layout::STAGING_DIR)? {
+            let key = format!("{}/{name}", layout::STAGING_DIR);
+            if !pending.contains(&key) {
+                report.leftovers.push(storage.location().join(key));
+            }
+        }
+        for dir in [layout::TMP_DIR, layout::PROBE_DIR] {
+            for name in storage.list(dir)? {
+                report.leftovers.push(storage.location().join(dir).join(name));
+            }
+        }
+        for name in storage.list(layout::TRASH_DIR)? {
+            report.retained.push(storage.location().join(layout::TRASH_DIR).join(name));
+        }
+        Ok(report)
+    }
+
+    /// Publishes anything committed but unpublished, then removes what no version within `grace` needs: data of
+    /// elements deleted or overwritten more than `grace` ago, and staging / temporary files of writers that
+    /// stopped (older than `grace` and not locked by a running writer).
+    pub fn gc(&self, grace: Duration) -> Result<GcReport> {
+        let published_version = self.publish()?;
+        let storage = self.storage();
+        let state = self.latest_state()?;
+        let mut report = GcReport { published_version, ..Default::default() };
+        let remove = |key: String, report: &mut GcReport| -> Result<()> {
+            report.bytes_freed += storage.delete_tree(&key)?;
+            report.removed.push(storage.location().join(key));
+            Ok(())
+        };
+        let pending = pending_staging(self, &state)?;
+        for name in storage.list(layout::STAGING_DIR)? {
+            let key = format!("{}/{name}", layout::STAGING_DIR);
+            if pending.contains(&key) || age(self, &key)? < grace {
+                continue;
+            }
+            let txn = name.strip_suffix(".lock").unwrap_or(&name);
+            // A running writer holds its staging lock for as long as it may still commit.
+            let Some(_held) = storage.try_lock_exclusive(&layout::staging_lock_key(txn))? else {
+                continue;
+            };
+            remove(key, &mut report)?;
+            if name.ends_with(".lock") {
+                continue;
+            }
+            let _ = storage.delete(&layout::staging_lock_key(txn));
+        }
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let times = commit_times(self, state.version)?;
+        for name in storage.list(layout::TRASH_DIR)? {
+            let key = format!("{}/{name}", layout::TRASH_DIR);
+            let displaced_ms = trash_version(&name).and_then(|v| times.get(&v).copied());
+            let old_enough = match displaced_ms {
+                Some(ms) => now_ms.saturating_sub(ms) >= grace.as_millis() as u64,
+                None => age(self, &key)? >= grace,
+            };
+            if old_enough {
+                remove(key, &mut report)?;
+            }
+        }
+        for dir in [layout::TMP_DIR, layout::PROBE_DIR] {
+            for name in storage.list(dir)? {
+                let key = format!("{dir}/{name}");
+                if age(self, &key)? >= grace {
+                    remove(key, &mut report)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,143 @@
+//! Installing committed operations and publishing the view.
+//!
+//! After a commit, element data still sits in its staging directory. [`materialize`] applies committed entries
+//! in log order — displaced elements move to the trash, staged elements move to `<type>/<name>` — and then
+//! replaces the root `zarr.json` with a view (root attributes + inline consolidated metadata of every committed
+//! element) of the newest state. Both steps run under the publish lock so the view never moves backwards; every
+//! step is idempotent, so a crash at any point is repaired by the next call, by any process.
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::log::reader::read_entry;
+use crate::log::{Op, StoreState};
+use crate::name::ElementType;
+use crate::storage::{MoveOutcome, Storage};
+use serde_json::{json, Map, Value};
+
+/// The version whose operations are installed and published, `None` before the first publication.
+pub fn applied_version(storage: &dyn Storage) -> Result<Option<u64>> {
+    Ok(storage
+        .get(layout::APPLIED)?
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok()))
+}
+
+/// The `zarr.json` of a plain group with `attributes`.
+pub fn group_doc(attributes: Value) -> Value {
+    json!({"zarr_format": 3, "node_type": "group", "attributes": attributes})
+}
+
+/// The attributes of the `labels` type group (ome-zarr's list of label names).
+fn labels_group_attributes(state: &StoreState) -> Value {
+    let names: Vec<&str> = state
+        .elements
+        .values()
+        .filter(|e| e.element_type == ElementType::Labels)
+        .map(|e| e.name.as_str())
+        .collect();
+    if names.is_empty() {
+        json!({})
+    } else {
+        json!({"ome": {"labels": names}})
+    }
+}
+
+/// The root `zarr.json` for `state`: root attributes, consolidated metadata of every node, and the version.
+pub fn root_view(state: &StoreState) -> Value {
+    let mut metadata = Map::new();
+    for t in ElementType::ALL {
+        let attrs = if t == ElementType::Labels {
+            labels_group_attributes(state)
+        } else {
+            json!({})
+        };
+        metadata.insert(t.group().to_string(), group_doc(attrs));
+    }
+    for record in state.elements.values() {
+        let base = record.installed_key();
+        for (rel, doc) in &record.tree {
+            let key = if rel.is_empty() { base.clone() } else { format!("{base}/{rel}") };
+            metadata.insert(key, doc.clone());
+        }
+    }
+    json!({
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": Value::Object(state.root_attributes.clone()),
+        "consolidated_metadata": {"kind": "inline", "must_understand": false, "metadata": metadata},
+        "zarrtx": {"must_understand": false, "version": state.version, "format": layout::FORMAT_VERSION},
+    })
+}
+
+/// The version a root `zarr.json` says it reflects, if it is a zarrtx view.
+pub fn view_version(root_doc: &Value) -> Option<u64> {
+    root_doc.get("zarrtx")?.get("version")?.as_u64()
+}
+
+fn install(storage: &dyn Storage, version: u64, op: &Op) -> Result<()> {
+    match op {
+        Op::Init { .. } | Op::Adopt { .. } => Ok(()),
+        Op::Add { element, staged, displaces } => {
+            let key = element.name.collision_key();
+            if let Some((t, n)) = displaces {
+                storage.move_tree(&layout::element_key(*t, n), &layout::trash_key(version, &key))?;
+            }
+            let target = layout::element_key(element.element_type, &element.name);
+            match storage.move_tree(staged, &target)? {
+                MoveOutcome::Moved | MoveOutcome::SourceMissing => Ok(()),
+                MoveOutcome::TargetExists => {
+                    // Something that is not a committed element sits at the target (written by another
+                    // tool): keep it in the trash, then install.
+                    let aside = format!("{}-unexpected", layout::trash_key(version, &key));
+                    storage.move_tree(&target, &aside)?;
+                    match storage.move_tree(staged, &target)? {
+                        MoveOutcome::TargetExists => Err(Error::CorruptMetadata {
+                            path: storage.location().join(&target),
+                            reason: "cannot install the committed element: the location stays occupied".into(),
+                        }),
+                        _ => Ok(()),
+                    }
+                }
+            }
+        }
+        Op::Delete { element_type, name } => {
+            storage.move_tree(
+                &layout::element_key(*element_type, name),
+                &layout::trash_key(version, &name.collision_key()),
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// Installs every committed entry up to `latest.version` that is not installed yet, then publishes the view of
+/// `latest`. Returns the published version (which may be newer than `latest` if another process got further).
+pub fn materialize(storage: &dyn Storage, latest: &StoreState) -> Result<u64> {
+    let _lock = storage.lock_exclusive(layout::PUBLISH_LOCK)?;
+    let applied = applied_version(storage)?;
+    if applied.is_some_and(|a| a >= latest.version) {
+        return Ok(applied.unwrap_or(0));
+    }
+    let first = applied.map(|a| a + 1).unwrap_or(0);
+    for v in first..=latest.version {
+        let entry = read_entry(storage, v)?.ok_or_else(|| Error::CorruptMetadata {
+            path: storage.location().join(layout::log_key(v)),
+            reason: "a committed entry disappeared".to_string(),
+        })?;
+        for op in &entry.ops {
+            install(storage, v, op)?;
+        }
+    }
+    for t in ElementType::ALL {
+        let attrs = if t == ElementType::Labels { labels_group_attributes(latest) } else { json!({}) };
+        let doc = serde_json::to_vec(&group_doc(attrs)).unwrap_or_default();
+        let key = layout::type_group_key(t);
+        if storage.get(&key)?.as_deref() != Some(doc.as_slice()) {
+            storage.put(&key, &doc)?;
+        }
+    }
+    let view = serde_json::to_vec(&root_view(latest)).unwrap_or_default();
+    storage.put(layout::ROOT_ZARR_JSON, &view)?;
+    storage.put(layout::APPLIED, latest.version.to_string().as_bytes())?;
+    Ok(latest.version)
+}

@@ -1,0 +1,150 @@
+//! Snapshots: a store as committed at one version. Element lists and metadata come from the log; data reads
+//! locate the element's generation (installed, staged or in the trash) and re-check after reading that it did
+//! not move meanwhile, so a snapshot reads exactly what was committed at its version (G5).
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::log::state::generation_id;
+use crate::log::{ElementRecord, StoreState, WriterInfo};
+use crate::meta::NodeTree;
+use crate::name::{ElementName, ElementType};
+use crate::raster::{self, RasterArray, RasterInfo, RasterKind};
+use crate::store::Store;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A committed element as listed by a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElementInfo {
+    /// Name as committed.
+    pub name: String,
+    /// Type group.
+    pub element_type: ElementType,
+    /// Version of the commit that added it.
+    pub version: u64,
+    /// Transaction that added it.
+    pub txn: String,
+    /// Who added it.
+    pub writer: WriterInfo,
+}
+
+impl From<&ElementRecord> for ElementInfo {
+    fn from(r: &ElementRecord) -> Self {
+        ElementInfo {
+            name: r.name.to_string(),
+            element_type: r.element_type,
+            version: r.version,
+            txn: r.txn.clone(),
+            writer: r.writer.clone(),
+        }
+    }
+}
+
+/// The store as committed at one version.
+#[derive(Clone)]
+pub struct Snapshot {
+    store: Store,
+    state: Arc<StoreState>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(store: Store, state: Arc<StoreState>) -> Self {
+        Snapshot { store, state }
+    }
+
+    /// The version this snapshot reflects.
+    pub fn version(&self) -> u64 {
+        self.state.version
+    }
+
+    /// Every element, sorted by type and name.
+    pub fn elements(&self) -> Vec<ElementInfo> {
+        let mut v: Vec<ElementInfo> = self.state.elements.values().map(ElementInfo::from).collect();
+        v.sort_by(|a, b| (a.element_type, &a.name).cmp(&(b.element_type, &b.name)));
+        v
+    }
+
+    fn record(&self, name: &str) -> Result<&ElementRecord> {
+        let n = ElementName::new(name)?;
+        self.state.get(&n).ok_or_else(|| Error::ElementNotFound {
+            name: name.to_string(),
+            version: Some(self.state.version),
+        })
+    }
+
+    /// One element.
+    pub fn element(&self, name: &str) -> Result<ElementInfo> {
+        self.record(name).map(ElementInfo::from)
+    }
+
+    /// The `zarr.json` documents of an element's subtree.
+    pub fn metadata(&self, name: &str) -> Result<NodeTree> {
+        Ok(self.record(name)?.tree.clone())
+    }
+
+    /// Axes, dtype, levels, channels and transformations of an image or labels element.
+    pub fn raster_info(&self, name: &str) -> Result<RasterInfo> {
+        let record = self.record(name)?;
+        raster::info::describe(raster_kind(record)?, &record.tree)
+    }
+
+    /// Reads a region (`None`: everything) of level `level` of an image or labels element.
+    pub fn read_raster(&self, name: &str, level: usize, region: Option<&[Range<u64>]>) -> Result<RasterArray> {
+        let record = self.record(name)?;
+        raster_kind(record)?;
+        let n = record.name.clone();
+        let gen = generation_id(record.version, &n.collision_key());
+        for _ in 0..8 {
+            let before = self.store.latest_state()?.displaced.get(&gen).copied();
+            let dir = self.locate(record, before.map(|d| d.version))?;
+            let data = raster::read::read_region(&dir, &n, level, region)?;
+            let after = self.store.latest_state()?.displaced.get(&gen).copied();
+            if before == after {
+                return Ok(data);
+            }
+        }
+        Err(Error::Contention { name: name.to_string(), attempts: 8 })
+    }
+
+    /// The directory that holds this generation's data now.
+    fn locate(&self, record: &ElementRecord, displaced_at: Option<u64>) -> Result<PathBuf> {
+        let storage = self.store.storage();
+        let key = match displaced_at {
+            Some(v) => {
+                self.store.ensure_applied(v)?;
+                layout::trash_key(v, &record.name.collision_key())
+            }
+            None => {
+                let applied = self.store.ensure_applied(record.version)?;
+                match &record.staged {
+                    Some(staged) if !applied && storage.exists(staged)? => staged.clone(),
+                    _ => record.installed_key(),
+                }
+            }
+        };
+        if !storage.exists(&format!("{key}/zarr.json"))? {
+            let latest = self.store.version()?;
+            return Err(Error::VersionNotAvailable {
+                version: self.state.version,
+                latest,
+                reason: format!("the data of '{}' at this version was reclaimed by gc", record.name),
+            });
+        }
+        storage.local_path(&key).ok_or_else(|| Error::NotAStore {
+            path: self.store.root().to_path_buf(),
+            reason: "this backend has no local paths".into(),
+        })
+    }
+}
+
+fn raster_kind(record: &ElementRecord) -> Result<RasterKind> {
+    match record.element_type {
+        ElementType::Images => Ok(RasterKind::Image),
+        ElementType::Labels => Ok(RasterKind::Labels),
+        other => Err(Error::InvalidElement {
+            name: record.name.to_string(),
+            reason: format!("it is a {other} element, not an image or labels"),
+        }),
+    }
+}

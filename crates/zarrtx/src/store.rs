@@ -1,0 +1,417 @@
+//! The store API: open (create or adopt), add / overwrite / delete elements, snapshots, history, verify, gc.
+
+use crate::adopt;
+use crate::commit::{self, Attempt};
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::log::reader::{self, read_entry};
+use crate::log::{ElementDescriptor, Op, StoreState, WriterInfo};
+use crate::name::{ElementName, ElementType};
+use crate::probe;
+use crate::progress::{NoProgress, Progress};
+use crate::publish;
+use crate::raster::{self, RasterKind, RasterSource, RasterSpec};
+use crate::snapshot::Snapshot;
+use crate::storage::{PosixStorage, Storage};
+use serde_json::{json, Map};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Create an empty SpatialData store when the path holds none (default `true`).
+    pub create: bool,
+    /// Refuse every write (default `false`).
+    pub read_only: bool,
+    /// Write even when the medium cannot arbitrate concurrent writers; the caller guarantees a single writer
+    /// (default `false`).
+    pub single_writer: bool,
+    /// fsync files before publishing them, so commits survive power loss, not only crashes (default `true`).
+    pub durable: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            create: true,
+            read_only: false,
+            single_writer: false,
+            durable: true,
+        }
+    }
+}
+
+/// Options of one add.
+pub struct AddOptions<'a> {
+    /// Replace an element that holds the name (case-insensitively) instead of failing with `ElementExists`.
+    pub overwrite: bool,
+    /// Receives progress in bytes written.
+    pub progress: &'a dyn Progress,
+}
+
+impl Default for AddOptions<'_> {
+    fn default() -> Self {
+        AddOptions {
+            overwrite: false,
+            progress: &NoProgress,
+        }
+    }
+}
+
+/// What a successful commit produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The version the commit created.
+    pub version: u64,
+    /// The transaction id recorded in the log.
+    pub txn: String,
+    /// How many attempts it took (more than 1 when other writers won races first).
+    pub attempts: u32,
+    /// Whether the view that plain readers see includes this commit already. `false` only when publishing
+    /// failed after the commit (the commit stands and is published by the next writer, `gc` or `verify`).
+    pub published: bool,
+}
+
+/// One entry of the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRecord {
+    /// Version created.
+    pub version: u64,
+    /// Transaction id.
+    pub txn: String,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Who committed.
+    pub writer: WriterInfo,
+    /// One line per operation.
+    pub summary: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) root: PathBuf,
+    /// Why writes are refused, if they are.
+    pub(crate) write_refusal: Option<Error>,
+    cache: Mutex<Arc<StoreState>>,
+    commit_lock: Mutex<()>,
+}
+
+/// A handle on one store. Cheap to clone and safe to share between threads; every access sees the newest
+/// committed state (checking costs one small read when nothing changed).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.inner.root).finish()
+    }
+}
+
+fn refusal_clone(e: &Error, root: &Path) -> Error {
+    match e {
+        Error::UnsafeMedium { path, reason } => Error::UnsafeMedium { path: path.clone(), reason: reason.clone() },
+        Error::ReadOnly { path, reason } => Error::ReadOnly { path: path.clone(), reason: reason.clone() },
+        other => Error::ReadOnly { path: root.to_path_buf(), reason: other.to_string() },
+    }
+}
+
+impl Store {
+    /// Opens the store at `path` on the local filesystem (or a shared filesystem mounted there).
+    ///
+    /// A path holding a SpatialData store written by spatialdata is adopted (its elements become version 0;
+    /// nothing is rewritten). An empty or missing path is initialised when `options.create` is set.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store> {
+        let root = path.as_ref().to_path_buf();
+        if !root.exists() {
+            if !options.create || options.read_only {
+                return Err(Error::NotAStore { path: root, reason: "the path does not exist".into() });
+            }
+            std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        }
+        let storage: Arc<dyn Storage> = Arc::new(PosixStorage::new(&root, options.durable));
+        Store::open_with_storage(storage, options)
+    }
+
+    /// Opens a store on any [`Storage`] backend.
+    pub fn open_with_storage(storage: Arc<dyn Storage>, options: &OpenOptions) -> Result<Store> {
+        let root = storage.location();
+        let managed = storage.exists(&layout::log_key(0))?;
+        let write_refusal = if options.read_only {
+            Some(Error::ReadOnly { path: root.clone(), reason: "it was opened read-only".into() })
+        } else {
+            probe::check_medium(storage.as_ref(), options.single_writer).err()
+        };
+        if !managed {
+            if let Some(refusal) = &write_refusal {
+                return Err(match refusal {
+                    Error::UnsafeMedium { .. } => refusal_clone(refusal, &root),
+                    _ => Error::NotAStore {
+                        path: root,
+                        reason: format!(
+                            "it is not (yet) a zarrtx store and cannot be initialised or adopted: {refusal}"
+                        ),
+                    },
+                });
+            }
+            if storage.exists(layout::ROOT_ZARR_JSON)? || storage.exists(".zgroup")? {
+                Store::adopt(storage.as_ref())?;
+            } else if options.create {
+                Store::initialise(storage.as_ref())?;
+            } else {
+                return Err(Error::NotAStore {
+                    path: root,
+                    reason: "it holds no SpatialData store (pass create to make one)".into(),
+                });
+            }
+        }
+        let state = reader::load_state(storage.as_ref(), None)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                storage,
+                root,
+                write_refusal,
+                cache: Mutex::new(Arc::new(state)),
+                commit_lock: Mutex::new(()),
+            }),
+        };
+        if store.inner.write_refusal.is_none() {
+            // Roll forward what a crashed writer committed but did not publish.
+            let latest = store.latest_state()?;
+            if publish::applied_version(store.storage())?.is_none_or(|a| a < latest.version) {
+                publish::materialize(store.storage(), &latest)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn initialise(storage: &dyn Storage) -> Result<()> {
+        let mut attrs = Map::new();
+        attrs.insert("spatialdata_attrs".into(), json!({"version": "0.2"}));
+        Store::create_genesis(storage, Op::Init { root_attributes: attrs })
+    }
+
+    fn adopt(storage: &dyn Storage) -> Result<()> {
+        let (root_attributes, elements) = adopt::scan_existing(storage)?;
+        Store::create_genesis(storage, Op::Adopt { root_attributes, elements })
+    }
+
+    fn create_genesis(storage: &dyn Storage, op: Op) -> Result<()> {
+        for dir in [layout::LOG_DIR, layout::STAGING_DIR, layout::TRASH_DIR, layout::TMP_DIR, layout::CHECKPOINT_DIR] {
+            storage.create_dir(dir)?;
+        }
+        let _ = storage.put_if_absent(
+            layout::FORMAT,
+            json!({"format": "zarrtx", "version": layout::FORMAT_VERSION}).to_string().as_bytes(),
+        )?;
+        // Entry 0 is raced like any other: exactly one creator or adopter wins, the others use its result.
+        let txn = uuid::Uuid::new_v4().to_string();
+        commit::try_commit(storage, 0, &txn, vec![op]).map(|_| ())
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.inner.storage.as_ref()
+    }
+
+    /// The newest committed state, refreshed with one existence check (plus replay of new entries).
+    pub(crate) fn latest_state(&self) -> Result<Arc<StoreState>> {
+        let cached = self.inner.cache.lock().map_err(|_| poisoned())?.clone();
+        if !self.storage().exists(&layout::log_key(cached.version + 1))? {
+            return Ok(cached);
+        }
+        let mut fresh = (*cached).clone();
+        reader::replay(self.storage(), &mut fresh, None)?;
+        let fresh = Arc::new(fresh);
+        let mut slot = self.inner.cache.lock().map_err(|_| poisoned())?;
+        if slot.version < fresh.version {
+            *slot = fresh.clone();
+        }
+        Ok(slot.clone())
+    }
+
+    /// The latest committed version.
+    pub fn version(&self) -> Result<u64> {
+        Ok(self.latest_state()?.version)
+    }
+
+    /// Refuses writes on read-only stores and unsafe media.
+    pub(crate) fn ensure_writable(&self) -> Result<()> {
+        match &self.inner.write_refusal {
+            None => Ok(()),
+            Some(e) => Err(refusal_clone(e, &self.inner.root)),
+        }
+    }
+
+    /// Commits the operations `build` derives from the newest state, retrying when other writers win the race.
+    /// `build` is called again after every lost race, so its checks (name conflicts) see what the winners did.
+    pub(crate) fn commit(
+        &self,
+        txn: &str,
+        what: &str,
+        mut build: impl FnMut(&StoreState) -> Result<Vec<Op>>,
+    ) -> Result<CommitInfo> {
+        self.ensure_writable()?;
+        // Threads of one process queue here instead of racing through the filesystem.
+        let _queue = self.inner.commit_lock.lock().map_err(|_| poisoned())?;
+        for attempt in 1..=commit::MAX_ATTEMPTS {
+            let state = self.latest_state()?;
+            let ops = build(&state)?;
+            match commit::try_commit(self.storage(), state.version + 1, txn, ops)? {
+                Attempt::Lost => commit::backoff(attempt),
+                Attempt::Committed(entry) => {
+                    let mut next = (*state).clone();
+                    next.apply(&entry)?;
+                    let next = Arc::new(next);
+                    {
+                        let mut slot = self.inner.cache.lock().map_err(|_| poisoned())?;
+                        if slot.version < next.version {
+                            *slot = next.clone();
+                        }
+                    }
+                    reader::write_head_hint(self.storage(), next.version);
+                    if next.version % layout::CHECKPOINT_INTERVAL == 0 {
+                        let _ = reader::write_checkpoint(self.storage(), &next);
+                    }
+                    let published = publish::materialize(self.storage(), &next).is_ok();
+                    return Ok(CommitInfo { version: entry.version, txn: txn.to_string(), attempts: attempt, published });
+                }
+            }
+        }
+        Err(Error::Contention { name: what.to_string(), attempts: commit::MAX_ATTEMPTS })
+    }
+
+    /// Adds an image or labels element. The data is validated first (nothing is written for bad input), then
+    /// written to a private staging directory, committed, and installed at `images/<name>` or `labels/<name>`.
+    pub fn add_raster(
+        &self,
+        name: &str,
+        spec: &RasterSpec,
+        source: RasterSource<'_>,
+        options: &AddOptions<'_>,
+    ) -> Result<CommitInfo> {
+        let name = ElementName::new(name)?;
+        raster::validate::validate(&name, spec, &source.shape(), source.data_type())?;
+        self.ensure_writable()?;
+        if !options.overwrite {
+            self.latest_state()?.check_free(&name)?;
+        }
+        let element_type = match spec.kind {
+            RasterKind::Image => ElementType::Images,
+            RasterKind::Labels => ElementType::Labels,
+        };
+        let txn = uuid::Uuid::new_v4().to_string();
+        let staged = layout::staging_key(&txn);
+        // Held until this add returns: tells gc the staging directory is in use, even for hours.
+        let _in_use = self.storage().lock_exclusive(&layout::staging_lock_key(&txn))?;
+        self.storage().create_dir(&staged)?;
+        let dir = self.storage().local_path(&staged).ok_or_else(|| Error::UnsafeMedium {
+            path: self.inner.root.clone(),
+            reason: "this storage backend cannot stage raster data yet".into(),
+        })?;
+        let tree = match raster::write::write_element(&dir, &name, spec, source, options.progress) {
+            Ok(tree) => tree,
+            Err(e) => {
+                let _ = self.storage().delete_tree(&staged);
+                return Err(e);
+            }
+        };
+        let element = ElementDescriptor { name: name.clone(), element_type, tree };
+        let result = self.commit(&txn, name.as_str(), |state| {
+            let displaces = match state.get(&name) {
+                Some(old) if options.overwrite => Some((old.element_type, old.name.clone())),
+                Some(_) => {
+                    state.check_free(&name)?;
+                    None
+                }
+                None => None,
+            };
+            Ok(vec![Op::Add { element: element.clone(), staged: staged.clone(), displaces }])
+        });
+        if result.is_err() {
+            let _ = self.storage().delete_tree(&staged);
+        }
+        drop(_in_use);
+        let _ = self.storage().delete(&layout::staging_lock_key(&txn));
+        result
+    }
+
+    /// Deletes an element. Its data moves to the trash (readers pinned to older versions keep reading it) and
+    /// is reclaimed by `gc` after the grace period.
+    pub fn delete(&self, name: &str) -> Result<CommitInfo> {
+        let name = ElementName::new(name)?;
+        let txn = uuid::Uuid::new_v4().to_string();
+        self.commit(&txn, name.as_str(), |state| {
+            let record = state
+                .get(&name)
+                .ok_or_else(|| Error::ElementNotFound { name: name.to_string(), version: None })?;
+            Ok(vec![Op::Delete { element_type: record.element_type, name: record.name.clone() }])
+        })
+    }
+
+    /// A consistent view of the store at `version` (the latest when `None`).
+    pub fn snapshot(&self, version: Option<u64>) -> Result<Snapshot> {
+        let latest = self.latest_state()?;
+        let state = match version {
+            None => latest,
+            Some(v) if v == latest.version => latest,
+            Some(v) => Arc::new(reader::load_state(self.storage(), Some(v))?),
+        };
+        Ok(Snapshot::new(self.clone(), state))
+    }
+
+    /// Every commit, oldest first.
+    pub fn history(&self) -> Result<Vec<CommitRecord>> {
+        let head = self.version()?;
+        let mut out = Vec::with_capacity(head as usize + 1);
+        for v in 0..=head {
+            let entry = read_entry(self.storage(), v)?.ok_or_else(|| Error::CorruptMetadata {
+                path: self.inner.root.join(layout::log_key(v)),
+                reason: "a committed entry is missing".into(),
+            })?;
+            out.push(CommitRecord {
+                version: entry.version,
+                txn: entry.txn,
+                timestamp_ms: entry.timestamp_ms,
+                writer: entry.writer,
+                summary: entry.ops.iter().map(Op::summary).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes sure operations up to `version` are installed (installing them when this handle may write).
+    pub(crate) fn ensure_applied(&self, version: u64) -> Result<bool> {
+        if publish::applied_version(self.storage())?.is_some_and(|a| a >= version) {
+            return Ok(true);
+        }
+        if self.inner.write_refusal.is_some() {
+            return Ok(false);
+        }
+        let latest = self.latest_state()?;
+        publish::materialize(self.storage(), &latest)?;
+        Ok(true)
+    }
+
+    /// Installs and publishes everything committed (normally done by every commit; this repairs after a
+    /// crash between commit and publication). Returns the published version.
+    pub fn publish(&self) -> Result<u64> {
+        self.ensure_writable()?;
+        let latest = self.latest_state()?;
+        publish::materialize(self.storage(), &latest)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Io {
+        path: PathBuf::new(),
+        source: std::io::Error::other("a thread panicked while holding the store's state lock"),
+    }
+}
+
