@@ -1,0 +1,144 @@
+//! Helpers shared by the engine's integration tests: small deterministic rasters, and re-running this test
+//! binary as a child OS process for multi-process and crash tests.
+#![allow(dead_code)]
+
+use ndarray::ArrayD;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use zarrtx::{
+    AddOptions, CommitInfo, OpenOptions, RasterArray, RasterKind, RasterSource, RasterSpec, Result, Store,
+};
+
+/// A value derived from the element name, so every reader can check the data it reads.
+pub fn seed_of(name: &str) -> i32 {
+    name.bytes().fold(7i32, |h, b| h.wrapping_mul(31).wrapping_add(b as i32)) & 0x3fff
+}
+
+/// A `size × size` int32 label mask whose pixels depend on `name`.
+pub fn labels_data(name: &str, size: usize) -> ArrayD<i32> {
+    let s = seed_of(name);
+    ArrayD::from_shape_fn(vec![size, size], |ix| s + ((ix[0] * 7 + ix[1] * 3) % 50) as i32)
+}
+
+/// Labels spec with small chunks so an add writes several files.
+pub fn labels_spec() -> RasterSpec {
+    let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
+    spec.chunk_shape = Some(vec![32, 32]);
+    spec
+}
+
+/// Adds a labels element whose data is `labels_data(name, size)`.
+pub fn add_labels(store: &Store, name: &str, size: usize, overwrite: bool) -> Result<CommitInfo> {
+    let data = RasterArray::I32(labels_data(name, size));
+    store.add_raster(
+        name,
+        &labels_spec(),
+        RasterSource::InMemory(data),
+        &AddOptions { overwrite, ..Default::default() },
+    )
+}
+
+/// Adds a labels element filled with `value`.
+pub fn add_constant(store: &Store, name: &str, size: usize, value: i32, overwrite: bool) -> Result<CommitInfo> {
+    let data = RasterArray::I32(ArrayD::from_elem(vec![size, size], value));
+    store.add_raster(
+        name,
+        &labels_spec(),
+        RasterSource::InMemory(data),
+        &AddOptions { overwrite, ..Default::default() },
+    )
+}
+
+/// Opens (creating) a store with default options.
+pub fn open(path: &Path) -> Store {
+    Store::open(path, &OpenOptions::default()).expect("open store")
+}
+
+/// Reads the whole level 0 of a labels element as int32.
+pub fn read_labels(store: &Store, version: Option<u64>, name: &str) -> ArrayD<i32> {
+    match store.snapshot(version).unwrap().read_raster(name, 0, None).unwrap() {
+        RasterArray::I32(a) => a,
+        other => panic!("{name}: expected int32, got {:?}", other.data_type()),
+    }
+}
+
+/// Starts this test binary again as a child process running only the ignored test `entry`, with `env`.
+pub fn spawn_child(entry: &str, env: &[(&str, String)]) -> Child {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("ZARRTX_TEST_CHILD", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn child test process")
+}
+
+/// Lines `RESULT <...>` printed by a finished child.
+pub fn child_results(child: Child) -> Vec<String> {
+    let out = child.wait_with_output().expect("wait for child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT ").map(str::to_string))
+        .collect()
+}
+
+/// True when this process was started by `spawn_child`.
+pub fn is_child() -> bool {
+    std::env::var_os("ZARRTX_TEST_CHILD").is_some()
+}
+
+/// Reads the published root `zarr.json` the way a plain Zarr reader would, and checks every labels element it
+/// lists: each level opens with zarrs from the store root and holds exactly `labels_data(name)` (for level 0).
+/// Returns the names listed. Panics on anything partial.
+pub fn check_published_view(root: &Path, size: usize) -> Vec<String> {
+    let bytes = std::fs::read(root.join("zarr.json")).expect("root zarr.json readable");
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("root zarr.json parses");
+    let meta = doc["consolidated_metadata"]["metadata"].as_object().expect("consolidated metadata").clone();
+    let fs = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(root).unwrap());
+    let mut names = Vec::new();
+    for (key, node) in &meta {
+        let parts: Vec<&str> = key.split('/').collect();
+        if parts.len() != 3 || parts[0] != "labels" || parts[2] != "s0" {
+            continue;
+        }
+        assert_eq!(node["node_type"], "array", "{key}");
+        let array = zarrs::array::Array::open(fs.clone(), &format!("/{key}"))
+            .unwrap_or_else(|e| panic!("listed array {key} does not open: {e}"));
+        let subset = zarrs::array::ArraySubset::new_with_shape(array.shape().to_vec());
+        let data: ArrayD<i32> = array.retrieve_array_subset_ndarray(&subset).unwrap();
+        let name = parts[1];
+        if data.shape() == [size, size] && name.starts_with('k') {
+            assert_eq!(data, labels_data(name, size), "published {key} is not what its writer wrote");
+        }
+        names.push(name.to_string());
+    }
+    names
+}
+
+/// A tiny xorshift generator seeded from the clock (tests need variety, not quality).
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the clock and the process id.
+    pub fn new() -> Self {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        Rng(t ^ ((std::process::id() as u64) << 32) | 1)
+    }
+    /// Next value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -1,0 +1,58 @@
+//! G8: a medium that does not honour create-if-absent is refused for writing (unless single-writer mode is asked
+//! for), because it could not decide races.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+use zarrtx::storage::{LockGuard, MoveOutcome, PosixStorage, PutOutcome, Storage};
+use zarrtx::{Error, OpenOptions, Result, Store};
+
+/// A backend that, like some gateways and FUSE mounts, silently overwrites on "create if absent".
+#[derive(Debug)]
+struct OverwritingStorage(PosixStorage);
+
+impl Storage for OverwritingStorage {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> { self.0.get(key) }
+    fn exists(&self, key: &str) -> Result<bool> { self.0.exists(key) }
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> { self.0.put(key, bytes) }
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome> {
+        self.0.put(key, bytes)?;
+        Ok(PutOutcome::Created)
+    }
+    fn delete(&self, key: &str) -> Result<()> { self.0.delete(key) }
+    fn list(&self, dir: &str) -> Result<Vec<String>> { self.0.list(dir) }
+    fn move_tree(&self, from: &str, to: &str) -> Result<MoveOutcome> { self.0.move_tree(from, to) }
+    fn delete_tree(&self, key: &str) -> Result<u64> { self.0.delete_tree(key) }
+    fn create_dir(&self, key: &str) -> Result<()> { self.0.create_dir(key) }
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>> { self.0.modified(key) }
+    fn local_path(&self, key: &str) -> Option<PathBuf> { self.0.local_path(key) }
+    fn location(&self) -> PathBuf { self.0.location() }
+    fn lock_exclusive(&self, key: &str) -> Result<LockGuard> { self.0.lock_exclusive(key) }
+    fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>> { self.0.try_lock_exclusive(key) }
+}
+
+#[test]
+fn a_medium_without_create_if_absent_is_refused_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(OverwritingStorage(PosixStorage::new(dir.path(), false)));
+    let err = Store::open_with_storage(storage.clone(), &OpenOptions::default()).unwrap_err();
+    match &err {
+        Error::UnsafeMedium { reason, .. } => assert!(reason.contains("create-if-absent"), "{reason}"),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("single_writer"), "the message names the way out: {err}");
+    // Single-writer mode is an explicit, documented choice; then writing works.
+    let store = Store::open_with_storage(storage, &OpenOptions { single_writer: true, ..Default::default() }).unwrap();
+    common::add_labels(&store, "a", 16, false).unwrap();
+    assert_eq!(store.version().unwrap(), 1);
+}
+
+#[test]
+fn a_posix_directory_passes_the_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(PosixStorage::new(dir.path(), false));
+    zarrtx::probe::check_medium(storage.as_ref(), false).unwrap();
+    assert!(storage.list(zarrtx::layout::PROBE_DIR).unwrap().is_empty(), "the probe cleans up");
+}
