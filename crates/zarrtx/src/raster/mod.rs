@@ -1,6 +1,27 @@
 //! Raster elements (images and labels): validation, NGFF metadata, writing with zarrs (in memory or streamed),
 //! pyramids, and region reads.
 
+pub mod info;
+pub mod metadata;
+pub mod read;
 pub mod spec;
+pub mod validate;
+pub mod write;
 
+mod array_meta;
+mod downsample;
+mod level_writer;
+mod levels;
+mod pixel;
+mod pyramid;
+mod region;
+mod zarr_io;
+
+pub use info::{describe, LevelInfo, RasterInfo};
+pub use read::read_region;
 pub use spec::*;
+pub use validate::validate;
+pub use write::write_element;
+
+#[cfg(test)]
+mod tests;

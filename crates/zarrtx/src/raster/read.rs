@@ -1,0 +1,70 @@
+//! Reading a region of one level of a raster element from its directory.
+
+use super::info::{array_data_type, array_shape, dataset_paths};
+use super::pixel::{with_pixel_type, Pixel};
+use super::zarr_io::{array_err, array_from_json, read_json, store};
+use super::RasterArray;
+use crate::error::{Error, Result};
+use crate::name::ElementName;
+use ndarray::ArrayD;
+use std::ops::Range;
+use std::path::Path;
+
+/// Reads `region` (one range per axis; `None` = the whole level) of level `level` (0 = full resolution, in the
+/// order of the group's `datasets`) of the raster element stored at `element_dir`. A level that does not exist or
+/// a region outside the level's shape gives [`Error::InvalidElement`] naming the valid range.
+pub fn read_region(
+    element_dir: &Path,
+    name: &ElementName,
+    level: usize,
+    region: Option<&[Range<u64>]>,
+) -> Result<RasterArray> {
+    let invalid = |reason: String| Error::InvalidElement {
+        name: name.to_string(),
+        reason,
+    };
+    let group = read_json(&element_dir.join("zarr.json"))?;
+    let paths = dataset_paths(&group).map_err(|e| relocate(e, element_dir))?;
+    let path = paths.get(level).ok_or_else(|| {
+        invalid(format!(
+            "level {level} does not exist: the element has {} level(s), 0..={}",
+            paths.len(),
+            paths.len() - 1
+        ))
+    })?;
+    let meta_path = element_dir.join(path).join("zarr.json");
+    let meta = read_json(&meta_path)?;
+    let dtype = array_data_type(&meta, path).map_err(|e| relocate(e, element_dir))?;
+    let shape = array_shape(&meta, path).map_err(|e| relocate(e, element_dir))?;
+    let ranges: Vec<Range<u64>> = match region {
+        None => shape.iter().map(|&n| 0..n).collect(),
+        Some(r) => {
+            let ok = r.len() == shape.len() && r.iter().zip(&shape).all(|(r, &n)| r.start <= r.end && r.end <= n);
+            if !ok {
+                return Err(invalid(format!(
+                    "region {r:?} is outside level {level} (path '{path}') of shape {shape:?}: give one range \
+                     start..end per axis with start <= end <= size"
+                )));
+            }
+            r.to_vec()
+        }
+    };
+    let array = array_from_json(store(element_dir, name)?, path, &meta, name)?;
+    with_pixel_type!(dtype, T => {
+        let a: ArrayD<T> = array
+            .retrieve_array_subset::<ArrayD<T>>(&ranges)
+            .map_err(|e| array_err(name, element_dir, e))?;
+        Ok(T::wrap(a))
+    })
+}
+
+/// Makes a metadata error's path absolute under `dir`.
+fn relocate(e: Error, dir: &Path) -> Error {
+    match e {
+        Error::CorruptMetadata { path, reason } => Error::CorruptMetadata {
+            path: dir.join(path),
+            reason,
+        },
+        other => other,
+    }
+}

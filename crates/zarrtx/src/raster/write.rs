@@ -1,0 +1,150 @@
+//! Writing a complete raster element (group + every level) into a fresh directory, from memory or from a stream
+//! of blocks.
+
+use super::level_writer::LevelWriter;
+use super::levels::{axis_factors, plan_levels, pyramid_factors, LevelPlan};
+use super::metadata::{element_group_json, DatasetEntry};
+use super::pixel::with_bytes;
+use super::pyramid::{downsample_array, reduce_for, write_level_from_disk};
+use super::region::Region;
+use super::validate::validate;
+use super::zarr_io::{store, write_json};
+use super::{DataType, RasterBlock, RasterSource, RasterSpec};
+use crate::error::{Error, Result};
+use crate::meta::NodeTree;
+use crate::name::ElementName;
+use crate::progress::Progress;
+use std::path::Path;
+
+/// Writes the complete element tree of raster `name` into `dir`, a fresh directory the caller owns: the element
+/// group's `zarr.json` at `dir/zarr.json` and the levels at `dir/s0`, `dir/s1`, ... Returns the `zarr.json`
+/// document of every node written, keyed `""`, `"s0"`, `"s1"`, ...
+///
+/// The spec is validated against the data's shape and type before anything is written. Chunks are encoded in
+/// parallel. With [`RasterSource::Blocks`], each block is written as it arrives (cells it covers entirely are
+/// never read back; cells it covers partly are read, updated and rewritten) and pyramid levels are then computed
+/// from the level above, read back from `dir` in tiles, so memory stays near one block plus the chunks in
+/// flight. Progress is reported in bytes of uncompressed data over all levels. `zarr.json` documents are written
+/// last, after all chunk data.
+pub fn write_element(
+    dir: &Path,
+    name: &ElementName,
+    spec: &RasterSpec,
+    source: RasterSource<'_>,
+    progress: &dyn Progress,
+) -> Result<NodeTree> {
+    let shape = source.shape();
+    let dtype = source.data_type();
+    validate(name, spec, &shape, dtype)?;
+    let plans = plan_levels(spec, &shape);
+    progress.set_total(plans.iter().map(|p| level_bytes(p, dtype)).sum());
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let st = store(dir, name)?;
+    let writers = plans
+        .iter()
+        .map(|p| LevelWriter::new(dir, st.clone(), p, dtype, &spec.compression, &spec.dims, name, progress))
+        .collect::<Result<Vec<_>>>()?;
+    let factors = pyramid_factors(spec);
+
+    match source {
+        RasterSource::InMemory(array) => {
+            let mut level = array;
+            for (k, w) in writers.iter().enumerate() {
+                let whole = Region::new(vec![0; shape.len()], w.plan().shape.clone());
+                with_bytes(&level, |b| w.write_region(&whole, b))?;
+                if let Some(&f) = factors.get(k) {
+                    // The previous level is dropped as soon as the next one exists.
+                    level = downsample_array(name, &level, &axis_factors(&spec.dims, f), reduce_for(spec.kind))?;
+                }
+            }
+        }
+        RasterSource::Blocks { blocks, .. } => {
+            let Some(w0) = writers.first() else { return Ok(NodeTree::new()) };
+            for block in blocks {
+                let block = block?;
+                let region = check_block(name, &shape, dtype, &block)?;
+                if region.num_elements() > 0 {
+                    with_bytes(&block.data, |b| w0.write_region(&region, b))?;
+                }
+            }
+            for (k, pair) in writers.windows(2).enumerate() {
+                let f = axis_factors(&spec.dims, factors[k]);
+                write_level_from_disk(pair[0].array(), &pair[1], &f, spec.kind, dtype, name, dir)?;
+            }
+        }
+    }
+
+    let mut tree = NodeTree::new();
+    for w in &writers {
+        write_json(&dir.join(&w.plan().path).join("zarr.json"), w.json())?;
+        tree.insert(w.plan().path.clone(), w.json().clone());
+    }
+    let datasets: Vec<DatasetEntry> = plans
+        .iter()
+        .map(|p| DatasetEntry {
+            path: p.path.clone(),
+            scale: p.scale.iter().map(|&s| s as f64).collect(),
+        })
+        .collect();
+    let n_channels = if spec.dims.first().map(String::as_str) == Some("c") { shape[0] } else { 0 };
+    let group = element_group_json(name, spec, &datasets, n_channels);
+    write_json(&dir.join("zarr.json"), &group)?;
+    tree.insert(String::new(), group);
+    Ok(tree)
+}
+
+fn level_bytes(p: &LevelPlan, dtype: DataType) -> u64 {
+    p.shape.iter().product::<u64>() * dtype.size() as u64
+}
+
+fn invalid(name: &ElementName, reason: String) -> Error {
+    Error::InvalidElement {
+        name: name.to_string(),
+        reason,
+    }
+}
+
+/// Checks one streamed block against the declared shape and type; returns the region it covers.
+fn check_block(name: &ElementName, shape: &[u64], dtype: DataType, block: &RasterBlock) -> Result<Region> {
+    if block.data.data_type() != dtype {
+        return Err(invalid(
+            name,
+            format!(
+                "a block at offset {:?} holds {} data but the source declares {}: cast every block to the declared \
+                 type",
+                block.offset,
+                block.data.data_type().zarr_name(),
+                dtype.zarr_name()
+            ),
+        ));
+    }
+    let size = block.data.shape();
+    if block.offset.len() != shape.len() || size.len() != shape.len() {
+        return Err(invalid(
+            name,
+            format!(
+                "a block at offset {:?} with shape {size:?} does not have the {} dimensions of the array {shape:?}",
+                block.offset,
+                shape.len()
+            ),
+        ));
+    }
+    let outside = block
+        .offset
+        .iter()
+        .zip(&size)
+        .zip(shape)
+        .any(|((o, n), d)| o.checked_add(*n).is_none_or(|e| e > *d));
+    let region = Region::new(block.offset.clone(), size);
+    if outside {
+        return Err(invalid(
+            name,
+            format!(
+                "a block at offset {:?} with shape {:?} extends beyond the array shape {shape:?}: blocks must lie \
+                 inside the declared shape",
+                region.start, region.size
+            ),
+        ));
+    }
+    Ok(region)
+}
