@@ -1,1 +1,352 @@
-fn main() {}
+//! `zarrtx`: many writers, one SpatialData Zarr store — the command-line tool.
+//!
+//! This file holds the command-line definitions and the dispatch; each command group lives in
+//! [`commands`], input loading in [`input`], the `--transform` syntax in [`transform_arg`] and progress bars in
+//! [`progress_bar`].
+
+pub mod cli_error;
+pub mod commands;
+pub mod input;
+pub mod output;
+pub mod progress_bar;
+pub mod transform_arg;
+
+use clap::{Args, Parser, Subcommand};
+use cli_error::{CliError, EXIT_USAGE};
+use input::Dims;
+use std::path::PathBuf;
+use transform_arg::TransformArg;
+use zarrtx::Compression;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success; 1 failure (I/O, contention, corrupt store, verify found problems); 2 bad input or usage \
+(invalid name, unreadable input, name taken, element or version not found, not a store).
+Set ZARRTX_WRITER_LABEL to record a label (job or worker id) with every commit this process makes.";
+
+/// Many processes writing into one SpatialData Zarr store, with nothing lost.
+#[derive(Debug, Parser)]
+#[command(name = "zarrtx", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Write even if the storage cannot arbitrate concurrent writers (you guarantee a single writer).
+    #[arg(long, global = true)]
+    pub single_writer: bool,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty SpatialData store (or open an existing one).
+    Init {
+        /// The store directory.
+        store: PathBuf,
+    },
+    /// Show the store's version and elements.
+    Info {
+        /// The store directory.
+        store: PathBuf,
+        /// Show the store as it was at this version.
+        #[arg(long, value_name = "V")]
+        at_version: Option<u64>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the commit history.
+    Log {
+        /// The store directory.
+        store: PathBuf,
+        /// Print a JSON array of commits instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add an image element (axes c,y,x or c,z,y,x) from a .npy or .tif file.
+    AddImage(AddArgs),
+    /// Add a labels element (axes y,x or z,y,x; integer dtype) from a .npy or .tif file.
+    AddLabels(AddArgs),
+    /// Delete an element.
+    Rm {
+        /// The store directory.
+        store: PathBuf,
+        /// The element to delete.
+        name: String,
+    },
+    /// Read one level of an image or labels element into a .npy file.
+    Read {
+        /// The store directory.
+        store: PathBuf,
+        /// The element to read.
+        name: String,
+        /// The .npy file to write.
+        output: PathBuf,
+        /// Pyramid level (0 is full resolution).
+        #[arg(long, default_value_t = 0, value_name = "L")]
+        level: usize,
+        /// Read the element as it was at this version.
+        #[arg(long, value_name = "V")]
+        at_version: Option<u64>,
+    },
+    /// Check the store; exits 1 when it finds problems or leftovers of interrupted writers.
+    Verify {
+        /// The store directory.
+        store: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reclaim leftovers of interrupted writers and data of deleted elements older than the grace period.
+    Gc {
+        /// The store directory.
+        store: PathBuf,
+        /// Keep anything younger than this many seconds (readers of old versions may still need it).
+        #[arg(long, default_value_t = 3600, value_name = "S")]
+        grace_seconds: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run N worker processes that write images and labels into one new store at the same time, then verify it.
+    Demo(commands::demo::DemoArgs),
+    /// One worker of `zarrtx demo` (internal).
+    #[command(hide = true)]
+    DemoWorker(commands::demo::WorkerArgs),
+}
+
+/// Arguments shared by `add-image` and `add-labels`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The store directory.
+    pub store: PathBuf,
+    /// The new element's name (letters, digits, '_', '-', '.').
+    pub name: String,
+    /// The pixels: a .npy file (any numeric dtype, C or Fortran order) or a .tif/.tiff file.
+    pub input: PathBuf,
+    /// Axes of the element: cyx or czyx for images, yx or zyx for labels (default: from the input's dimensions).
+    #[arg(long, value_enum)]
+    pub dims: Option<Dims>,
+    /// Channel names, comma-separated (images only), e.g. DAPI,CD3,CD8.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub channels: Option<Vec<String>>,
+    /// Chunk shape, one entry per axis, e.g. 1,512,512.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub chunks: Option<Vec<u64>>,
+    /// Shard shape (a multiple of the chunk shape), e.g. 1,2048,2048.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub shards: Option<Vec<u64>>,
+    /// Chunk compression: zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none.
+    #[arg(long, value_parser = parse_compression, value_name = "CODEC")]
+    pub compression: Option<Compression>,
+    /// Pyramid downscale factors, one per extra level, e.g. 2,2 for three levels.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub scales: Option<Vec<u64>>,
+    /// Coordinate transformation CS=SPEC (repeatable); SPEC is identity, scale:1,2,2, translation:0,10,20,
+    /// affine:[[...],...] or sequence:SPEC;SPEC.
+    #[arg(long = "transform", value_parser = transform_arg::parse_transform_arg, value_name = "CS=SPEC")]
+    pub transforms: Vec<TransformArg>,
+    /// Replace an existing element of the same name.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Parses `--compression`: `zstd`, `zstd:LEVEL`, `blosc`, `blosc:CNAME:CLEVEL` or `none`.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        ["none"] => Ok(Compression::None),
+        ["zstd"] => Ok(Compression::Zstd { level: 0 }),
+        ["zstd", level] => level
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (-131072..=22).contains(l))
+            .map(|level| Compression::Zstd { level })
+            .ok_or_else(|| format!("zstd level '{level}' is not an integer from -131072 to 22")),
+        ["blosc"] => Ok(Compression::Blosc {
+            cname: "lz4".into(),
+            clevel: 5,
+            shuffle: true,
+        }),
+        ["blosc", cname, clevel] => {
+            const CNAMES: [&str; 6] = ["lz4", "lz4hc", "blosclz", "zstd", "zlib", "snappy"];
+            if !CNAMES.contains(cname) {
+                return Err(format!(
+                    "blosc compressor '{cname}' is unknown; use one of {}",
+                    CNAMES.join(", ")
+                ));
+            }
+            let clevel = clevel
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= 9)
+                .ok_or_else(|| format!("blosc level '{clevel}' is not an integer from 0 to 9"))?;
+            Ok(Compression::Blosc {
+                cname: cname.to_string(),
+                clevel,
+                shuffle: true,
+            })
+        }
+        _ => Err(format!(
+            "unknown compression '{s}': use zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none"
+        )),
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, CliError> {
+    let single_writer = cli.single_writer;
+    match cli.command {
+        Command::Init { store } => commands::init::run(&store, single_writer),
+        Command::Info {
+            store,
+            at_version,
+            json,
+        } => commands::info::run(&store, at_version, json),
+        Command::Log { store, json } => commands::log::run(&store, json),
+        Command::AddImage(args) => commands::add::run(zarrtx::RasterKind::Image, args, single_writer),
+        Command::AddLabels(args) => commands::add::run(zarrtx::RasterKind::Labels, args, single_writer),
+        Command::Rm { store, name } => commands::rm::run(&store, &name, single_writer),
+        Command::Read {
+            store,
+            name,
+            output,
+            level,
+            at_version,
+        } => commands::read::run(&store, &name, &output, level, at_version),
+        Command::Verify { store, json } => commands::verify::run(&store, json),
+        Command::Gc {
+            store,
+            grace_seconds,
+            json,
+        } => commands::gc::run(&store, grace_seconds, json, single_writer),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::DemoWorker(args) => commands::demo::worker(args),
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; usage errors print `error: ...` and exit 2.
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    };
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_add_image_flags() {
+        let cli = Cli::try_parse_from([
+            "zarrtx",
+            "add-image",
+            "s.zarr",
+            "img",
+            "in.npy",
+            "--dims",
+            "czyx",
+            "--channels",
+            "a,b,c",
+            "--chunks",
+            "1,1,512,512",
+            "--shards",
+            "1,1,2048,2048",
+            "--compression",
+            "blosc:zstd:3",
+            "--scales",
+            "2,2",
+            "--transform",
+            "global=identity",
+            "--transform",
+            "aligned=scale:1,1,2,2",
+            "--overwrite",
+        ])
+        .unwrap();
+        let Command::AddImage(a) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(a.dims, Some(Dims::Czyx));
+        assert_eq!(a.channels.unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(a.chunks.unwrap(), vec![1, 1, 512, 512]);
+        assert_eq!(a.shards.unwrap(), vec![1, 1, 2048, 2048]);
+        assert_eq!(
+            a.compression.unwrap(),
+            Compression::Blosc {
+                cname: "zstd".into(),
+                clevel: 3,
+                shuffle: true
+            }
+        );
+        assert_eq!(a.scales.unwrap(), vec![2, 2]);
+        assert_eq!(a.transforms.len(), 2);
+        assert!(a.overwrite);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for args in [
+            vec!["zarrtx", "add-image", "s", "n", "i.npy", "--chunks", "1,x"],
+            vec!["zarrtx", "add-image", "s", "n", "i.npy", "--dims", "xyz"],
+            vec![
+                "zarrtx",
+                "add-labels",
+                "s",
+                "n",
+                "i.npy",
+                "--transform",
+                "global=rotate:1",
+            ],
+            vec!["zarrtx", "add-labels", "s", "n", "i.npy", "--compression", "gzip"],
+            vec!["zarrtx", "read", "s", "n", "o.npy", "--level", "-1"],
+            vec!["zarrtx", "frobnicate"],
+        ] {
+            let e = Cli::try_parse_from(&args).unwrap_err();
+            assert!(e.use_stderr(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn compression_syntax() {
+        assert_eq!(parse_compression("none").unwrap(), Compression::None);
+        assert_eq!(parse_compression("zstd").unwrap(), Compression::Zstd { level: 0 });
+        assert_eq!(parse_compression("zstd:5").unwrap(), Compression::Zstd { level: 5 });
+        assert_eq!(
+            parse_compression("blosc").unwrap(),
+            Compression::Blosc {
+                cname: "lz4".into(),
+                clevel: 5,
+                shuffle: true
+            }
+        );
+        for bad in [
+            "zstd:99",
+            "zstd:x",
+            "blosc:foo:1",
+            "blosc:lz4:10",
+            "blosc:lz4",
+            "lzma",
+            "",
+        ] {
+            assert!(parse_compression(bad).is_err(), "{bad}");
+        }
+    }
+}

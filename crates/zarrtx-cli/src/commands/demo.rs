@@ -1,0 +1,628 @@
+//! `zarrtx demo`: N real worker processes write images and labels into ONE new store at the same time; the
+//! parent then verifies the store and reports who wrote what, how fast, and whether anything was lost.
+//!
+//! The parent re-executes its own binary (`std::env::current_exe()`) with the hidden `demo-worker` subcommand
+//! and `ZARRTX_WRITER_LABEL=worker-<i>`. Workers wait for a `go` line on stdin so that all of them start writing
+//! at the same moment, then print one JSON line per element written and a final summary line on stdout.
+
+use crate::cli_error::{CliError, CliResult};
+use crate::output::{emit, human_bytes};
+use crate::progress_bar::count_bar;
+use clap::Args;
+use ndarray::{Array3, ArrayD, IxDyn};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+use zarrtx::{AddOptions, OpenOptions, Pyramid, RasterArray, RasterKind, RasterSource, RasterSpec, Store, WriterInfo};
+
+/// Arguments of `zarrtx demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The store to create; an existing zarrtx demo store there is removed first, anything else is refused.
+    #[arg(long, default_value = "demo.zarr")]
+    pub store: PathBuf,
+    /// Number of worker processes.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub workers: usize,
+    /// Images (and as many labels elements) each worker adds.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub per_worker: usize,
+    /// Width and height of every image and labels element, in pixels.
+    #[arg(long, default_value_t = 512, value_name = "PIXELS")]
+    pub size: usize,
+}
+
+/// Arguments of the hidden `zarrtx demo-worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The (existing) store.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// This worker's index.
+    #[arg(long)]
+    pub index: usize,
+    /// Images (and labels) to add.
+    #[arg(long)]
+    pub per_worker: usize,
+    /// Image size in pixels.
+    #[arg(long)]
+    pub size: usize,
+    /// Start without waiting for `go` on stdin.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// The name of worker `i`'s `k`-th image.
+pub fn image_name(i: usize, k: usize) -> String {
+    format!("w{i:02}_image_{k}")
+}
+
+/// The name of worker `i`'s `k`-th labels element.
+pub fn labels_name(i: usize, k: usize) -> String {
+    format!("w{i:02}_labels_{k}")
+}
+
+/// True for names the demo writes (`w<digits>_image_<digits>` / `w<digits>_labels_<digits>`).
+pub fn is_demo_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('w') else {
+        return false;
+    };
+    let Some((worker, rest)) = rest.split_once('_') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let kind_and_k = rest.strip_prefix("image_").or_else(|| rest.strip_prefix("labels_"));
+    digits(worker) && kind_and_k.is_some_and(digits)
+}
+
+/// A synthetic 3-channel `uint16` image: a diagonal gradient, a checkerboard shifted per worker, and rings.
+pub fn synthetic_image(worker: usize, k: usize, size: usize) -> Array3<u16> {
+    let s = size as f64;
+    Array3::from_shape_fn((3, size, size), |(c, y, x)| match c {
+        0 => ((x + y) as f64 / (2.0 * s) * 65535.0) as u16,
+        1 => {
+            if ((x / 32) + (y / 32) + worker).is_multiple_of(2) {
+                40000
+            } else {
+                2000
+            }
+        }
+        _ => {
+            let (dy, dx) = (y as f64 - s / 2.0, x as f64 - s / 2.0);
+            let d = (dx * dx + dy * dy).sqrt();
+            (((d / (6.0 + k as f64)).sin() + 1.0) * 30000.0) as u16
+        }
+    })
+}
+
+/// Synthetic `int32` labels: one disc ("cell") per 64-pixel cell of a grid, radius and position jittered
+/// deterministically per worker and element, ids unique within the element; background 0.
+pub fn synthetic_labels(worker: usize, k: usize, size: usize) -> ArrayD<i32> {
+    const CELL: usize = 64;
+    let per_row = size.div_ceil(CELL);
+    let hash = |a: usize| -> usize {
+        let mut h = (a as u64 ^ ((worker as u64) << 32) ^ ((k as u64) << 48)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 29;
+        (h % 1024) as usize
+    };
+    ArrayD::from_shape_fn(IxDyn(&[size, size]), |idx| {
+        let (y, x) = (idx[0], idx[1]);
+        let (cy, cx) = (y / CELL, x / CELL);
+        let cell = cy * per_row + cx;
+        let h = hash(cell);
+        let radius = 12 + (h % 16) as i64;
+        let centre_y = (cy * CELL + CELL / 2) as i64 + (h % 9) as i64 - 4;
+        let centre_x = (cx * CELL + CELL / 2) as i64 + ((h / 9) % 9) as i64 - 4;
+        let (dy, dx) = (y as i64 - centre_y, x as i64 - centre_x);
+        if dy * dy + dx * dx <= radius * radius {
+            cell as i32 + 1
+        } else {
+            0
+        }
+    })
+}
+
+fn line(v: Value) {
+    // Workers write one JSON object per line; the parent parses them.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// Runs one demo worker (the hidden `demo-worker` subcommand).
+pub fn worker(args: WorkerArgs) -> CliResult<i32> {
+    if !args.no_wait {
+        let mut go = String::new();
+        let _ = std::io::stdin().read_line(&mut go);
+    }
+    let me = WriterInfo::current();
+    let started = Instant::now();
+    let fail = |name: &str, e: &dyn std::fmt::Display| {
+        line(json!({"event": "error", "worker": args.index, "name": name, "message": e.to_string()}));
+    };
+    let store = match Store::open(
+        &args.store,
+        &OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            fail("", &e);
+            return Err(e.into());
+        }
+    };
+    let mut bytes_total = 0u64;
+    let mut written = 0usize;
+    let mut attempts_total = 0u32;
+    for k in 0..args.per_worker {
+        let jobs: [(String, RasterKind); 2] = [
+            (image_name(args.index, k), RasterKind::Image),
+            (labels_name(args.index, k), RasterKind::Labels),
+        ];
+        for (name, kind) in jobs {
+            let (spec, array) = match kind {
+                RasterKind::Image => {
+                    let mut spec = RasterSpec::new(kind, &["c", "y", "x"]);
+                    spec.channel_names = Some(vec!["gradient".into(), "checker".into(), "rings".into()]);
+                    spec.pyramid = Pyramid::Computed(vec![2]);
+                    (
+                        spec,
+                        RasterArray::U16(synthetic_image(args.index, k, args.size).into_dyn()),
+                    )
+                }
+                RasterKind::Labels => {
+                    let mut spec = RasterSpec::new(kind, &["y", "x"]);
+                    spec.pyramid = Pyramid::Computed(vec![2]);
+                    (spec, RasterArray::I32(synthetic_labels(args.index, k, args.size)))
+                }
+            };
+            let bytes = array.shape().iter().product::<u64>() * array.data_type().size() as u64;
+            let t0 = Instant::now();
+            match store.add_raster(&name, &spec, RasterSource::InMemory(array), &AddOptions::default()) {
+                Ok(c) => {
+                    let seconds = t0.elapsed().as_secs_f64();
+                    bytes_total += bytes;
+                    written += 1;
+                    attempts_total += c.attempts;
+                    line(json!({
+                        "event": "added", "worker": args.index, "name": name,
+                        "type": match kind { RasterKind::Image => "images", RasterKind::Labels => "labels" },
+                        "version": c.version, "attempts": c.attempts, "bytes": bytes, "seconds": seconds,
+                    }));
+                }
+                Err(e) => {
+                    fail(&name, &e);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    line(json!({
+        "event": "done", "worker": args.index, "label": me.label, "pid": me.pid, "host": me.host,
+        "elements": written, "bytes": bytes_total, "attempts": attempts_total,
+        "seconds": started.elapsed().as_secs_f64(),
+    }));
+    Ok(0)
+}
+
+/// Removes `path` if it is a store the demo made (or an empty directory); refuses anything else.
+fn clear_previous(path: &Path) -> CliResult<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let refuse = |why: String| {
+        CliError::usage(format!(
+            "{} exists and {why}; the demo only replaces its own stores: choose another --store or remove it yourself",
+            path.display()
+        ))
+    };
+    if !path.is_dir() {
+        return Err(refuse("is not a directory".into()));
+    }
+    let empty = std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        let store = super::open_read(path).map_err(|e| refuse(format!("is not a zarrtx store ({})", e.message)))?;
+        let snap = store
+            .snapshot(None)
+            .map_err(|e| refuse(format!("cannot be read ({e})")))?;
+        if let Some(other) = snap.elements().into_iter().find(|e| !is_demo_name(&e.name)) {
+            return Err(refuse(format!(
+                "is not a demo store (it holds {}/{})",
+                other.element_type, other.name
+            )));
+        }
+    }
+    std::fs::remove_dir_all(path)
+        .map_err(|e| CliError::failure(format!("cannot remove the previous demo store {}: {e}", path.display())))
+}
+
+/// What one worker reported.
+#[derive(Default)]
+struct WorkerReport {
+    pid: u32,
+    label: String,
+    elements: Vec<(String, u64, u32)>, // (name, version, attempts)
+    bytes: u64,
+    seconds: f64,
+    done: bool,
+    errors: Vec<String>,
+    stderr: String,
+    exit: Option<std::process::ExitStatus>,
+}
+
+/// Runs `zarrtx demo`.
+pub fn run(args: DemoArgs) -> CliResult<i32> {
+    if args.workers == 0 || args.workers > 256 {
+        return Err(CliError::usage("--workers must be between 1 and 256"));
+    }
+    if args.per_worker == 0 || args.per_worker > 1000 {
+        return Err(CliError::usage("--per-worker must be between 1 and 1000"));
+    }
+    if !(16..=16384).contains(&args.size) {
+        return Err(CliError::usage("--size must be between 16 and 16384 pixels"));
+    }
+    clear_previous(&args.store)?;
+    let parent_label = std::env::var("ZARRTX_WRITER_LABEL").ok();
+    if parent_label.is_none() {
+        // Safe here: single-threaded at this point; labels the store's creation in the log.
+        std::env::set_var("ZARRTX_WRITER_LABEL", "demo");
+    }
+    let store = Store::open(&args.store, &OpenOptions::default())?;
+    let root = std::fs::canonicalize(&args.store).unwrap_or_else(|_| args.store.clone());
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::failure(format!("cannot locate the zarrtx binary to start workers: {e}")))?;
+
+    let total = (args.workers * args.per_worker * 2) as u64;
+    emit(&format!(
+        "zarrtx demo: {} worker processes each add {} image(s) (3×{}×{} uint16, 2 levels) and {} labels element(s) \
+         (int32) to {} at the same time",
+        args.workers,
+        args.per_worker,
+        args.size,
+        args.size,
+        args.per_worker,
+        root.display()
+    ));
+
+    // Start every worker; they wait for "go" so that all of them write at once.
+    let mut children = Vec::with_capacity(args.workers);
+    for i in 0..args.workers {
+        let child = Command::new(&exe)
+            .arg("demo-worker")
+            .arg("--store")
+            .arg(&root)
+            .args(["--index", &i.to_string(), "--per-worker", &args.per_worker.to_string()])
+            .args(["--size", &args.size.to_string()])
+            .env("ZARRTX_WRITER_LABEL", format!("worker-{i}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        match child {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                for mut c in children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(CliError::failure(format!("cannot start worker {i}: {e}")));
+            }
+        }
+    }
+    let (tx, rx) = mpsc::channel::<(usize, Option<String>)>();
+    let mut stderr_threads = Vec::new();
+    for (i, child) in children.iter_mut().enumerate() {
+        let stdout = child.stdout.take().expect("piped");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send((i, Some(l)));
+            }
+            let _ = tx.send((i, None));
+        });
+        let mut stderr = child.stderr.take().expect("piped");
+        stderr_threads.push(std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        }));
+    }
+    drop(tx);
+    let bar = count_bar(total, "elements written");
+    let wall = Instant::now();
+    for child in children.iter_mut() {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+    }
+    let mut reports: Vec<WorkerReport> = (0..args.workers).map(|_| WorkerReport::default()).collect();
+    let mut open_streams = args.workers;
+    while open_streams > 0 {
+        let Ok((i, msg)) = rx.recv() else { break };
+        let Some(text) = msg else {
+            open_streams -= 1;
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let r = &mut reports[i];
+        match v["event"].as_str() {
+            Some("added") => {
+                bar.inc(1);
+                r.elements.push((
+                    v["name"].as_str().unwrap_or_default().to_string(),
+                    v["version"].as_u64().unwrap_or(0),
+                    v["attempts"].as_u64().unwrap_or(1) as u32,
+                ));
+            }
+            Some("done") => {
+                r.done = true;
+                r.pid = v["pid"].as_u64().unwrap_or(0) as u32;
+                r.label = v["label"].as_str().unwrap_or_default().to_string();
+                r.bytes = v["bytes"].as_u64().unwrap_or(0);
+                r.seconds = v["seconds"].as_f64().unwrap_or(0.0);
+            }
+            Some("error") => r.errors.push(format!(
+                "{}: {}",
+                v["name"].as_str().unwrap_or_default(),
+                v["message"].as_str().unwrap_or_default()
+            )),
+            _ => {}
+        }
+    }
+    for (i, child) in children.iter_mut().enumerate() {
+        reports[i].exit = child.wait().ok();
+        if reports[i].pid == 0 {
+            reports[i].pid = child.id();
+        }
+    }
+    for (i, t) in stderr_threads.into_iter().enumerate() {
+        reports[i].stderr = t.join().unwrap_or_default();
+    }
+    let wall_seconds = wall.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    // Check the store: every element present, recorded with the worker that wrote it, and verify clean.
+    let verify = store.verify()?;
+    let snap = store.snapshot(None)?;
+    let present: BTreeMap<String, zarrtx::ElementInfo> =
+        snap.elements().into_iter().map(|e| (e.name.clone(), e)).collect();
+    let mut missing = Vec::new();
+    let mut misattributed = Vec::new();
+    for (i, r) in reports.iter().enumerate() {
+        for k in 0..args.per_worker {
+            for name in [image_name(i, k), labels_name(i, k)] {
+                match present.get(&name) {
+                    None => missing.push(name),
+                    Some(e) => {
+                        let label_ok = e.writer.label.as_deref() == Some(format!("worker-{i}").as_str());
+                        if !label_ok || (r.pid != 0 && e.writer.pid != r.pid) {
+                            misattributed.push(format!(
+                                "{name} (recorded writer {:?} pid {})",
+                                e.writer.label, e.writer.pid
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // The table.
+    let mut out = String::new();
+    let header = [
+        "worker",
+        "pid",
+        "elements",
+        "MiB",
+        "seconds",
+        "elements/s",
+        "MiB/s",
+        "retries",
+        "versions",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let mut total_bytes = 0u64;
+    let mut total_elements = 0usize;
+    let mut total_retries = 0u32;
+    for (i, r) in reports.iter().enumerate() {
+        let n = r.elements.len();
+        total_elements += n;
+        total_bytes += r.bytes;
+        let retries: u32 = r.elements.iter().map(|e| e.2.saturating_sub(1)).sum();
+        total_retries += retries;
+        let mut versions: Vec<String> = r.elements.iter().map(|e| e.1.to_string()).collect();
+        if versions.len() > 8 {
+            let more = versions.len() - 8;
+            versions.truncate(8);
+            versions.push(format!("… +{more}"));
+        }
+        let secs = r.seconds.max(1e-9);
+        rows.push(vec![
+            if r.label.is_empty() {
+                format!("worker-{i}")
+            } else {
+                r.label.clone()
+            },
+            r.pid.to_string(),
+            n.to_string(),
+            format!("{:.1}", mib(r.bytes)),
+            format!("{:.2}", r.seconds),
+            format!("{:.1}", n as f64 / secs),
+            format!("{:.1}", mib(r.bytes) / secs),
+            retries.to_string(),
+            versions.join(","),
+        ]);
+    }
+    let wall_s = wall_seconds.max(1e-9);
+    rows.push(vec![
+        "all (wall)".into(),
+        String::new(),
+        total_elements.to_string(),
+        format!("{:.1}", mib(total_bytes)),
+        format!("{wall_seconds:.2}"),
+        format!("{:.1}", total_elements as f64 / wall_s),
+        format!("{:.1}", mib(total_bytes) / wall_s),
+        total_retries.to_string(),
+        String::new(),
+    ]);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let fmt_row = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    out.push('\n');
+    out.push_str(&fmt_row(&header.map(String::from)));
+    out.push('\n');
+    out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+    out.push('\n');
+    for (n, r) in rows.iter().enumerate() {
+        if n + 1 == rows.len() {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+            out.push('\n');
+        }
+        out.push_str(&fmt_row(r));
+        out.push('\n');
+    }
+    let worker_commits: usize = reports.iter().map(|r| r.elements.len()).sum();
+    out.push_str(&format!(
+        "\nstore version: {} ({} commits by the workers; {} retries after lost races)\n",
+        snap.version(),
+        worker_commits,
+        total_retries
+    ));
+    out.push_str(&format!(
+        "elements present: {}/{} ({} written), each recorded with the worker that wrote it{}\n",
+        total as usize - missing.len(),
+        total,
+        human_bytes(total_bytes),
+        if misattributed.is_empty() {
+            String::new()
+        } else {
+            format!(" — EXCEPT {}", misattributed.join(", "))
+        }
+    ));
+    if !missing.is_empty() {
+        out.push_str(&format!("MISSING: {}\n", missing.join(", ")));
+    }
+    let verdict = if verify.is_clean() {
+        "clean (no problems, no leftovers)".to_string()
+    } else {
+        format!(
+            "NOT clean: {} problem(s), {} leftover(s)",
+            verify.problems.len(),
+            verify.leftovers.len()
+        )
+    };
+    out.push_str(&format!("verify: {verdict}\n"));
+    for p in &verify.problems {
+        out.push_str(&format!("  problem: {p}\n"));
+    }
+    for p in &verify.leftovers {
+        out.push_str(&format!("  leftover: {}\n", p.display()))
+    }
+    let mut failed_workers = 0;
+    for (i, r) in reports.iter().enumerate() {
+        let ok_exit = r.exit.map(|s| s.success()).unwrap_or(false);
+        if !ok_exit || !r.done || !r.errors.is_empty() {
+            failed_workers += 1;
+            out.push_str(&format!(
+                "worker-{i} failed ({}): {}{}\n",
+                r.exit.map(|s| s.to_string()).unwrap_or_else(|| "no exit status".into()),
+                r.errors.join("; "),
+                if r.stderr.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", r.stderr.trim())
+                }
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\nRead it with spatialdata (or zarr-python, napari-spatialdata):\n  python -c \"import spatialdata as sd; \
+         print(sd.read_zarr('{root}'))\"\nSee who wrote what:  zarrtx info {root}\nSee every commit:    zarrtx log {root}",
+        root = root.display()
+    ));
+    emit(&out);
+    let ok = verify.is_clean() && missing.is_empty() && misattributed.is_empty() && failed_workers == 0;
+    Ok(if ok { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_names() {
+        assert_eq!(image_name(3, 1), "w03_image_1");
+        assert_eq!(labels_name(12, 0), "w12_labels_0");
+        assert!(is_demo_name("w03_image_1"));
+        assert!(is_demo_name("w120_labels_17"));
+        for bad in [
+            "w03_image_",
+            "x03_image_1",
+            "w_image_1",
+            "w03_points_1",
+            "w03_image_1a",
+            "cells",
+        ] {
+            assert!(!is_demo_name(bad), "{bad}");
+        }
+        for i in 0..3 {
+            assert!(zarrtx::ElementName::new(&image_name(i, 0)).is_ok());
+        }
+    }
+
+    #[test]
+    fn synthetic_data_shapes_and_content() {
+        let img = synthetic_image(1, 0, 64);
+        assert_eq!(img.shape(), &[3, 64, 64]);
+        assert!(img.iter().any(|&v| v > 30000));
+        let lab = synthetic_labels(2, 1, 130);
+        assert_eq!(lab.shape(), &[130, 130]);
+        let max = *lab.iter().max().unwrap();
+        assert!(max >= 4, "expected several blobs, got max id {max}");
+        assert_eq!(lab[[0, 0]], 0, "background in the corner");
+        assert_ne!(synthetic_labels(2, 1, 130), synthetic_labels(3, 1, 130));
+    }
+
+    #[test]
+    fn refuses_to_remove_foreign_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("file");
+        std::fs::write(&f, b"x").unwrap();
+        assert_eq!(clear_previous(&f).unwrap_err().code, 2);
+        let d = dir.path().join("data");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("keep.txt"), b"x").unwrap();
+        assert_eq!(clear_previous(&d).unwrap_err().code, 2);
+        assert!(d.join("keep.txt").exists());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        clear_previous(&empty).unwrap();
+        assert!(!empty.exists());
+        clear_previous(&dir.path().join("absent")).unwrap();
+    }
+}

@@ -1,0 +1,40 @@
+//! One module per command group, each with a `run` function returning the process exit code.
+
+pub mod add;
+pub mod demo;
+pub mod gc;
+pub mod info;
+pub mod init;
+pub mod log;
+pub mod read;
+pub mod rm;
+pub mod verify;
+
+use crate::cli_error::CliResult;
+use std::path::Path;
+use zarrtx::{OpenOptions, Store};
+
+/// Opens an existing store for reading only.
+pub fn open_read(store: &Path) -> CliResult<Store> {
+    Ok(Store::open(
+        store,
+        &OpenOptions {
+            create: false,
+            read_only: true,
+            ..OpenOptions::default()
+        },
+    )?)
+}
+
+/// Opens an existing store for writing.
+pub fn open_write(store: &Path, single_writer: bool) -> CliResult<Store> {
+    Ok(Store::open(
+        store,
+        &OpenOptions {
+            create: false,
+            read_only: false,
+            single_writer,
+            ..OpenOptions::default()
+        },
+    )?)
+}

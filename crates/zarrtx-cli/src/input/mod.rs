@@ -1,0 +1,374 @@
+//! Loading raster input files (`.npy`, `.tif`/`.tiff`) into the engine's [`RasterSource`], with axis (`--dims`)
+//! inference and conformance.
+//!
+//! The flow is: read the file's shape and dtype, decide the dims (given with `--dims`, or inferred from the number
+//! of dimensions), check that the file's shape fits them (a 2-D image gains a leading `c` axis of length 1), and
+//! produce either the whole array in memory or, for `.npy` files larger than [`stream_threshold`], a stream of
+//! blocks read from the file as the engine consumes them.
+
+pub mod npy;
+pub mod tiff;
+
+use crate::cli_error::{CliError, CliResult};
+use ndarray::{ArrayD, Axis};
+use std::path::Path;
+use zarrtx::{DataType, RasterArray, RasterBlock, RasterKind, RasterSource};
+
+/// `.npy` files whose data is larger than this many bytes are streamed block by block instead of loaded whole.
+pub const DEFAULT_STREAM_THRESHOLD: u64 = 256 * 1024 * 1024;
+
+/// Target size of one streamed block, in bytes.
+pub const STREAM_BLOCK_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The streaming threshold in bytes: [`DEFAULT_STREAM_THRESHOLD`], unless the environment variable
+/// `ZARRTX_STREAM_THRESHOLD_BYTES` overrides it (used by tests to exercise streaming with small files).
+pub fn stream_threshold() -> u64 {
+    std::env::var("ZARRTX_STREAM_THRESHOLD_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_STREAM_THRESHOLD)
+}
+
+/// The axis layouts a raster element may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dims {
+    /// Image: channel, y, x.
+    Cyx,
+    /// Image: channel, z, y, x.
+    Czyx,
+    /// Labels: y, x.
+    Yx,
+    /// Labels: z, y, x.
+    Zyx,
+}
+
+impl Dims {
+    /// The axis names, outermost first.
+    pub fn axes(self) -> &'static [&'static str] {
+        match self {
+            Dims::Cyx => &["c", "y", "x"],
+            Dims::Czyx => &["c", "z", "y", "x"],
+            Dims::Yx => &["y", "x"],
+            Dims::Zyx => &["z", "y", "x"],
+        }
+    }
+
+    /// Number of axes.
+    pub fn ndim(self) -> usize {
+        self.axes().len()
+    }
+
+    /// True when the first axis is the channel axis.
+    pub fn has_channel(self) -> bool {
+        matches!(self, Dims::Cyx | Dims::Czyx)
+    }
+
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dims::Cyx => "cyx",
+            Dims::Czyx => "czyx",
+            Dims::Yx => "yx",
+            Dims::Zyx => "zyx",
+        }
+    }
+
+    /// Checks that these dims are allowed for `kind` (images: `cyx`/`czyx`; labels: `yx`/`zyx`).
+    pub fn check_kind(self, kind: RasterKind) -> CliResult<()> {
+        match (kind, self.has_channel()) {
+            (RasterKind::Image, true) | (RasterKind::Labels, false) => Ok(()),
+            (RasterKind::Image, false) => Err(CliError::usage(format!(
+                "--dims {} is for labels; images take --dims cyx or czyx (use add-labels for label masks)",
+                self.as_str()
+            ))),
+            (RasterKind::Labels, true) => Err(CliError::usage(format!(
+                "--dims {} is for images; labels take --dims yx or zyx (use add-image for images)",
+                self.as_str()
+            ))),
+        }
+    }
+}
+
+/// The default dims for an input with `ndim` dimensions: images 2-D → `cyx` (a channel axis of 1 is added),
+/// 3-D → `cyx`, 4-D → `czyx`; labels 2-D → `yx`, 3-D → `zyx`.
+pub fn infer_dims(kind: RasterKind, ndim: usize, input: &Path) -> CliResult<Dims> {
+    match (kind, ndim) {
+        (RasterKind::Image, 2 | 3) => Ok(Dims::Cyx),
+        (RasterKind::Image, 4) => Ok(Dims::Czyx),
+        (RasterKind::Labels, 2) => Ok(Dims::Yx),
+        (RasterKind::Labels, 3) => Ok(Dims::Zyx),
+        (RasterKind::Image, n) => Err(CliError::usage(format!(
+            "{} has {n} dimensions; an image needs 2 (y,x), 3 (c,y,x) or 4 (c,z,y,x)",
+            input.display()
+        ))),
+        (RasterKind::Labels, n) => Err(CliError::usage(format!(
+            "{} has {n} dimensions; labels need 2 (y,x) or 3 (z,y,x)",
+            input.display()
+        ))),
+    }
+}
+
+/// How a file's shape maps onto the element's dims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conform {
+    /// The file's axes are the element's axes.
+    Same,
+    /// The element has a leading channel axis of length 1 that the file lacks.
+    AddChannel,
+}
+
+/// Decides how a file of `shape` fits `dims`, or explains why it does not.
+pub fn conform(shape: &[u64], dims: Dims, input: &Path) -> CliResult<Conform> {
+    if shape.len() == dims.ndim() {
+        Ok(Conform::Same)
+    } else if dims.has_channel() && shape.len() + 1 == dims.ndim() {
+        Ok(Conform::AddChannel)
+    } else {
+        Err(CliError::usage(format!(
+            "{} has shape {shape:?} ({} dimensions) but --dims {} needs {} dimensions",
+            input.display(),
+            shape.len(),
+            dims.as_str(),
+            dims.ndim()
+        )))
+    }
+}
+
+/// The element shape for a file of `shape` conformed by `c`.
+pub fn conformed_shape(shape: &[u64], c: Conform) -> Vec<u64> {
+    match c {
+        Conform::Same => shape.to_vec(),
+        Conform::AddChannel => std::iter::once(1).chain(shape.iter().copied()).collect(),
+    }
+}
+
+/// Inserts a leading axis of length 1 into `a`.
+pub fn insert_leading_axis(a: RasterArray) -> RasterArray {
+    macro_rules! ins {
+        ($($v:ident),*) => {
+            match a { $(RasterArray::$v(x) => RasterArray::$v(x.insert_axis(Axis(0))),)* }
+        };
+    }
+    ins!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F32, F64)
+}
+
+/// Primitive element types the loaders decode: converts raw bytes and wraps typed arrays.
+pub trait Elem: Copy + Send + Sync + 'static {
+    /// Size in bytes.
+    const SIZE: usize;
+    /// The engine data type.
+    const DATA_TYPE: DataType;
+    /// Decodes one value from `SIZE` bytes, big- or little-endian.
+    fn from_bytes(b: &[u8], big_endian: bool) -> Self;
+    /// Wraps a typed array in the matching [`RasterArray`] variant.
+    fn wrap(a: ArrayD<Self>) -> RasterArray;
+}
+
+macro_rules! impl_elem {
+    ($t:ty, $dt:ident) => {
+        impl Elem for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            const DATA_TYPE: DataType = DataType::$dt;
+            #[inline]
+            fn from_bytes(b: &[u8], big_endian: bool) -> Self {
+                let arr: [u8; std::mem::size_of::<$t>()] = b.try_into().expect("caller passes SIZE bytes");
+                if big_endian {
+                    <$t>::from_be_bytes(arr)
+                } else {
+                    <$t>::from_le_bytes(arr)
+                }
+            }
+            fn wrap(a: ArrayD<Self>) -> RasterArray {
+                RasterArray::$dt(a)
+            }
+        }
+    };
+}
+impl_elem!(u8, U8);
+impl_elem!(u16, U16);
+impl_elem!(u32, U32);
+impl_elem!(u64, U64);
+impl_elem!(i8, I8);
+impl_elem!(i16, I16);
+impl_elem!(i32, I32);
+impl_elem!(i64, I64);
+impl_elem!(f32, F32);
+impl_elem!(f64, F64);
+
+impl Elem for bool {
+    const SIZE: usize = 1;
+    const DATA_TYPE: DataType = DataType::Bool;
+    #[inline]
+    fn from_bytes(b: &[u8], _big_endian: bool) -> Self {
+        b[0] != 0
+    }
+    fn wrap(a: ArrayD<Self>) -> RasterArray {
+        RasterArray::Bool(a)
+    }
+}
+
+/// A raster input ready for the engine, with the dims it was conformed to.
+pub struct LoadedInput {
+    /// The pixels, in memory or streamed.
+    pub source: RasterSource<'static>,
+    /// The element's dims.
+    pub dims: Dims,
+    /// True when the data is streamed from the file in blocks.
+    pub streamed: bool,
+}
+
+/// Loads `input` (`.npy`, `.tif`, `.tiff`) as a raster of `kind`, with `dims` if given (else inferred).
+/// `chunks` (in element axes) is used to align streamed blocks to the element's chunk grid.
+pub fn load_input(
+    input: &Path,
+    kind: RasterKind,
+    dims: Option<Dims>,
+    chunks: Option<&[u64]>,
+) -> CliResult<LoadedInput> {
+    if let Some(d) = dims {
+        d.check_kind(kind)?;
+    }
+    let ext = input
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "npy" => load_npy(input, kind, dims, chunks),
+        "tif" | "tiff" => {
+            let array = tiff::load(input, dims)?;
+            let shape = array.shape();
+            let dims = match dims {
+                Some(d) => d,
+                None => infer_dims(kind, shape.len(), input)?,
+            };
+            let array = match conform(&shape, dims, input)? {
+                Conform::Same => array,
+                Conform::AddChannel => insert_leading_axis(array),
+            };
+            Ok(LoadedInput {
+                source: RasterSource::InMemory(array),
+                dims,
+                streamed: false,
+            })
+        }
+        _ => Err(CliError::usage(format!(
+            "{}: unsupported input format; give a .npy, .tif or .tiff file",
+            input.display()
+        ))),
+    }
+}
+
+fn load_npy(input: &Path, kind: RasterKind, dims: Option<Dims>, chunks: Option<&[u64]>) -> CliResult<LoadedInput> {
+    let info = npy::NpyInfo::open(input)?;
+    let dims = match dims {
+        Some(d) => d,
+        None => infer_dims(kind, info.shape.len(), input)?,
+    };
+    let c = conform(&info.shape, dims, input)?;
+    if info.data_bytes() <= stream_threshold() {
+        let mut array = info.load()?;
+        if c == Conform::AddChannel {
+            array = insert_leading_axis(array);
+        }
+        return Ok(LoadedInput {
+            source: RasterSource::InMemory(array),
+            dims,
+            streamed: false,
+        });
+    }
+    // Chunk shape in the file's axes, used to align blocks to the element's chunk grid.
+    let element_shape = conformed_shape(&info.shape, c);
+    let element_chunks: Vec<u64> = match chunks {
+        Some(ch) if ch.len() == element_shape.len() => ch.to_vec(),
+        _ => default_chunk_guess(&element_shape, dims),
+    };
+    let file_chunks: Vec<u64> = match c {
+        Conform::Same => element_chunks,
+        Conform::AddChannel => element_chunks[1..].to_vec(),
+    };
+    let data_type = info.data_type;
+    let blocks = info.blocks(&file_chunks, STREAM_BLOCK_BYTES)?;
+    let blocks: Box<dyn Iterator<Item = zarrtx::Result<RasterBlock>> + Send> = match c {
+        Conform::Same => Box::new(blocks),
+        Conform::AddChannel => Box::new(blocks.map(|b| {
+            b.map(|mut b| {
+                b.offset.insert(0, 0);
+                b.data = insert_leading_axis(b.data);
+                b
+            })
+        })),
+    };
+    Ok(LoadedInput {
+        source: RasterSource::Blocks {
+            shape: element_shape,
+            data_type,
+            blocks,
+        },
+        dims,
+        streamed: true,
+    })
+}
+
+/// A guess of the engine's default chunking (all channels, one z plane, 1024 × 1024 pixels), used only to
+/// align streamed blocks; a wrong guess costs speed, never correctness.
+fn default_chunk_guess(shape: &[u64], dims: Dims) -> Vec<u64> {
+    dims.axes()
+        .iter()
+        .zip(shape)
+        .map(|(axis, &n)| match *axis {
+            "c" => n.max(1),
+            "z" => 1,
+            _ => 1024,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dims_inference_from_ndim() {
+        let p = Path::new("in.npy");
+        assert_eq!(infer_dims(RasterKind::Image, 2, p).unwrap(), Dims::Cyx);
+        assert_eq!(infer_dims(RasterKind::Image, 3, p).unwrap(), Dims::Cyx);
+        assert_eq!(infer_dims(RasterKind::Image, 4, p).unwrap(), Dims::Czyx);
+        assert_eq!(infer_dims(RasterKind::Labels, 2, p).unwrap(), Dims::Yx);
+        assert_eq!(infer_dims(RasterKind::Labels, 3, p).unwrap(), Dims::Zyx);
+        for (kind, n) in [(RasterKind::Image, 1), (RasterKind::Image, 5), (RasterKind::Labels, 4)] {
+            let e = infer_dims(kind, n, p).unwrap_err();
+            assert_eq!(e.code, 2);
+            assert!(e.message.contains("in.npy"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn conform_adds_channel_only_for_images() {
+        let p = Path::new("x.npy");
+        assert_eq!(conform(&[5, 6], Dims::Cyx, p).unwrap(), Conform::AddChannel);
+        assert_eq!(conform(&[2, 5, 6], Dims::Cyx, p).unwrap(), Conform::Same);
+        assert_eq!(conform(&[4, 5, 6], Dims::Czyx, p).unwrap(), Conform::AddChannel);
+        assert_eq!(conform(&[5, 6], Dims::Yx, p).unwrap(), Conform::Same);
+        assert!(conform(&[5, 6], Dims::Zyx, p).is_err());
+        assert!(conform(&[1, 2, 5, 6], Dims::Cyx, p).is_err());
+        assert_eq!(conformed_shape(&[5, 6], Conform::AddChannel), vec![1, 5, 6]);
+    }
+
+    #[test]
+    fn dims_must_match_kind() {
+        assert!(Dims::Cyx.check_kind(RasterKind::Image).is_ok());
+        assert!(Dims::Zyx.check_kind(RasterKind::Labels).is_ok());
+        assert_eq!(Dims::Yx.check_kind(RasterKind::Image).unwrap_err().code, 2);
+        assert_eq!(Dims::Czyx.check_kind(RasterKind::Labels).unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn unsupported_extension_is_usage_error() {
+        let e = load_input(Path::new("data.png"), RasterKind::Image, None, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.code, 2);
+        assert!(e.message.contains("data.png"));
+    }
+}
