@@ -35,7 +35,6 @@ impl BytesProgress {
             .progress_chars("=> "),
         );
         bar.set_message(message.into());
-        bar.enable_steady_tick(Duration::from_millis(200));
         BytesProgress { bar }
     }
 
@@ -47,6 +46,10 @@ impl BytesProgress {
 
 impl zarrtx::Progress for BytesProgress {
     fn set_total(&self, total: u64) {
+        // Drawn from the first report on, so that no empty bar flashes before the engine knows the size.
+        if self.bar.length() == Some(0) && total > 0 {
+            self.bar.enable_steady_tick(Duration::from_millis(200));
+        }
         self.bar.set_length(total);
     }
 

@@ -8,8 +8,9 @@
 //!   row is the homogeneous `[0,…,0,1]` is accepted too)
 //! - `sequence:scale:1,2,2;translation:0,5,5` (several of the above, applied in order)
 //!
-//! Vectors and matrices cover all of the element's axes, including `c` for images; for convenience a vector or
-//! matrix over the spatial axes only is extended with the identity on `c` (factor 1, offset 0).
+//! Vectors and matrices cover all of the element's axes in order, including `c` for images (give factor 1 /
+//! offset 0 for `c`), exactly as spatialdata's `Scale(..., axes=("c","y","x"))`; a wrong count is refused rather
+//! than guessed.
 
 use crate::cli_error::{CliError, CliResult};
 use std::collections::BTreeMap;
@@ -133,33 +134,25 @@ pub fn format_spec(t: &Transformation) -> String {
     }
 }
 
-/// Fits `t` to the element's `axes`: checks lengths, extends spatial-only vectors/matrices with the identity on
-/// `c`, and drops a homogeneous last row from square affine matrices.
+/// Checks `t` against the element's `axes` (one value per axis; affine matrices `n × (n + 1)`) and drops a
+/// homogeneous last row from square affine matrices.
 pub fn fit_to_axes(t: &Transformation, axes: &[&str]) -> Result<Transformation, String> {
     let n = axes.len();
-    let has_c = axes.first() == Some(&"c");
     let axes_list = axes.join(",");
-    let fit_vector = |kind: &str, v: &[f64], pad: f64| -> Result<Vec<f64>, String> {
+    let check_vector = |kind: &str, v: &[f64]| -> Result<Vec<f64>, String> {
         if v.len() == n {
             Ok(v.to_vec())
-        } else if has_c && v.len() + 1 == n {
-            Ok(std::iter::once(pad).chain(v.iter().copied()).collect())
         } else {
             Err(format!(
-                "{kind} has {} values but the element's axes are {axes_list}: give {n}{}",
-                v.len(),
-                if has_c {
-                    format!(" (or {} for the spatial axes)", n - 1)
-                } else {
-                    String::new()
-                }
+                "{kind} has {} values but the element's axes are {axes_list}: give one value per axis ({n})",
+                v.len()
             ))
         }
     };
     match t {
         Transformation::Identity => Ok(Transformation::Identity),
-        Transformation::Scale(v) => Ok(Transformation::Scale(fit_vector("scale", v, 1.0)?)),
-        Transformation::Translation(v) => Ok(Transformation::Translation(fit_vector("translation", v, 0.0)?)),
+        Transformation::Scale(v) => Ok(Transformation::Scale(check_vector("scale", v)?)),
+        Transformation::Translation(v) => Ok(Transformation::Translation(check_vector("translation", v)?)),
         Transformation::Affine(m) => {
             let mut m = m.clone();
             let cols = m[0].len();
@@ -170,26 +163,15 @@ pub fn fit_to_axes(t: &Transformation, axes: &[&str]) -> Result<Transformation, 
                     m.pop();
                 }
             }
-            let cols = m[0].len();
-            if cols == n + 1 {
+            if m[0].len() == n + 1 && m.len() == n {
                 Ok(Transformation::Affine(m))
-            } else if has_c && cols == n && m.len() + 1 == n {
-                let mut out = vec![std::iter::once(1.0)
-                    .chain(std::iter::repeat_n(0.0, n))
-                    .collect::<Vec<_>>()];
-                out.extend(m.into_iter().map(|r| std::iter::once(0.0).chain(r).collect::<Vec<_>>()));
-                Ok(Transformation::Affine(out))
             } else {
                 Err(format!(
-                    "affine has {} columns but the element's axes are {axes_list}: give {} columns (one per axis \
-                     plus the offset){}",
-                    cols,
-                    n + 1,
-                    if has_c {
-                        format!(", or {n} for the spatial axes")
-                    } else {
-                        String::new()
-                    }
+                    "affine is {}×{} but the element's axes are {axes_list}: give a {n}×{} matrix (one row per \
+                     axis, one column per axis plus the offset; a homogeneous last row [0,…,0,1] may be added)",
+                    m.len(),
+                    m[0].len(),
+                    n + 1
                 ))
             }
         }
@@ -288,28 +270,25 @@ mod tests {
     }
 
     #[test]
-    fn fits_spatial_vectors_to_channel_axis() {
+    fn checks_vector_lengths_against_axes() {
         let cyx = ["c", "y", "x"];
-        assert_eq!(
-            fit_to_axes(&Scale(vec![2.0, 2.0]), &cyx).unwrap(),
-            Scale(vec![1.0, 2.0, 2.0])
-        );
-        assert_eq!(
-            fit_to_axes(&Translation(vec![5.0, 6.0]), &cyx).unwrap(),
-            Translation(vec![0.0, 5.0, 6.0])
-        );
         assert_eq!(
             fit_to_axes(&Scale(vec![1.0, 2.0, 2.0]), &cyx).unwrap(),
             Scale(vec![1.0, 2.0, 2.0])
         );
-        assert!(fit_to_axes(&Scale(vec![2.0]), &cyx).is_err());
-        assert!(fit_to_axes(&Scale(vec![2.0, 2.0]), &["z", "y", "x"]).is_err());
-        let e = fit_to_axes(&Translation(vec![1.0; 4]), &cyx).unwrap_err();
+        assert_eq!(
+            fit_to_axes(&Scale(vec![2.0, 2.0]), &["y", "x"]).unwrap(),
+            Scale(vec![2.0, 2.0])
+        );
+        // No guessing: a spatial-only vector for a c,y,x element is refused.
+        let e = fit_to_axes(&Scale(vec![1.0, 2.0]), &cyx).unwrap_err();
         assert!(e.contains("c,y,x"), "{e}");
+        assert!(fit_to_axes(&Translation(vec![1.0; 4]), &cyx).is_err());
+        assert!(fit_to_axes(&Sequence(vec![Identity, Scale(vec![2.0])]), &["y", "x"]).is_err());
     }
 
     #[test]
-    fn fits_affine_matrices() {
+    fn checks_affine_matrices() {
         let yx = ["y", "x"];
         let m = vec![vec![2.0, 0.0, 5.0], vec![0.0, 2.0, 6.0]];
         assert_eq!(fit_to_axes(&Affine(m.clone()), &yx).unwrap(), Affine(m.clone()));
@@ -317,15 +296,7 @@ mod tests {
         let mut h = m.clone();
         h.push(vec![0.0, 0.0, 1.0]);
         assert_eq!(fit_to_axes(&Affine(h), &yx).unwrap(), Affine(m.clone()));
-        // Spatial-only affine extended over c.
-        assert_eq!(
-            fit_to_axes(&Affine(m), &["c", "y", "x"]).unwrap(),
-            Affine(vec![
-                vec![1.0, 0.0, 0.0, 0.0],
-                vec![0.0, 2.0, 0.0, 5.0],
-                vec![0.0, 0.0, 2.0, 6.0]
-            ])
-        );
+        assert!(fit_to_axes(&Affine(m), &["c", "y", "x"]).is_err());
         assert!(fit_to_axes(&Affine(vec![vec![1.0, 0.0]]), &yx).is_err());
     }
 
@@ -333,7 +304,7 @@ mod tests {
     fn collects_and_refuses_duplicates() {
         let args = vec![
             parse_transform_arg("global=identity").unwrap(),
-            parse_transform_arg("aligned=sequence:scale:2,2;translation:1,1").unwrap(),
+            parse_transform_arg("aligned=sequence:scale:1,2,2;translation:0,1,1").unwrap(),
         ];
         let map = collect_transforms(&args, &["c", "y", "x"]).unwrap();
         assert_eq!(map.len(), 2);

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use zarrtx::{ElementType, Snapshot};
 
-/// Raster details of `name` as a JSON object (`dims`, `dtype`, `levels`, `channels`, `coordinate_systems`,
-/// `transformations`), or `None` for non-raster elements.
+/// Raster details of `name` as JSON fields (`dims`, `dtype`, `levels`, `channels`, `coordinate_systems`,
+/// `transformations`).
 fn raster_json(snap: &Snapshot, name: &str) -> CliResult<Map<String, Value>> {
     let r = snap.raster_info(name)?;
     let mut m = Map::new();
@@ -56,7 +56,13 @@ pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> 
             obj.insert("txn".into(), json!(e.txn));
             obj.insert("writer".into(), writer_json(&e.writer));
             if matches!(e.element_type, ElementType::Images | ElementType::Labels) {
-                obj.extend(raster_json(&snap, &e.name)?);
+                // One element whose metadata cannot be described must not hide the others.
+                match raster_json(&snap, &e.name) {
+                    Ok(m) => obj.extend(m),
+                    Err(err) => {
+                        obj.insert("error".into(), json!(err.message));
+                    }
+                }
             }
             list.push(Value::Object(obj));
         }
@@ -83,7 +89,13 @@ pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> 
             writer_text(&e.writer)
         ));
         if matches!(e.element_type, ElementType::Images | ElementType::Labels) {
-            let r = snap.raster_info(&e.name)?;
+            let r = match snap.raster_info(&e.name) {
+                Ok(r) => r,
+                Err(err) => {
+                    out.push_str(&format!("  (cannot describe: {err})\n"));
+                    continue;
+                }
+            };
             out.push_str(&format!(
                 "  dims {}  dtype {}\n",
                 r.dims.join(","),

@@ -117,19 +117,25 @@ pub enum Conform {
     AddChannel,
 }
 
-/// Decides how a file of `shape` fits `dims`, or explains why it does not.
-pub fn conform(shape: &[u64], dims: Dims, input: &Path) -> CliResult<Conform> {
+/// Decides how a file of `shape` fits `dims`, or explains why it does not. With `explicit` dims (given with
+/// `--dims`) the file must have exactly that many dimensions; inferred image dims add a channel axis to 2-D data.
+pub fn conform(shape: &[u64], dims: Dims, explicit: bool, input: &Path) -> CliResult<Conform> {
     if shape.len() == dims.ndim() {
         Ok(Conform::Same)
-    } else if dims.has_channel() && shape.len() + 1 == dims.ndim() {
+    } else if !explicit && dims.has_channel() && shape.len() + 1 == dims.ndim() {
         Ok(Conform::AddChannel)
     } else {
         Err(CliError::usage(format!(
-            "{} has shape {shape:?} ({} dimensions) but --dims {} needs {} dimensions",
+            "{} has shape {shape:?} ({} dimensions) but --dims {} needs {} dimensions{}",
             input.display(),
             shape.len(),
             dims.as_str(),
-            dims.ndim()
+            dims.ndim(),
+            if dims.has_channel() && shape.len() + 1 == dims.ndim() {
+                "; omit --dims to add a channel axis of length 1, or save the array with one"
+            } else {
+                ""
+            }
         )))
     }
 }
@@ -238,11 +244,12 @@ pub fn load_input(
         "tif" | "tiff" => {
             let array = tiff::load(input, dims)?;
             let shape = array.shape();
-            let dims = match dims {
-                Some(d) => d,
-                None => infer_dims(kind, shape.len(), input)?,
+            // The TIFF loader already arranged pages and samples for explicit dims.
+            let (dims, explicit) = match dims {
+                Some(d) => (d, true),
+                None => (infer_dims(kind, shape.len(), input)?, false),
             };
-            let array = match conform(&shape, dims, input)? {
+            let array = match conform(&shape, dims, explicit, input)? {
                 Conform::Same => array,
                 Conform::AddChannel => insert_leading_axis(array),
             };
@@ -261,11 +268,11 @@ pub fn load_input(
 
 fn load_npy(input: &Path, kind: RasterKind, dims: Option<Dims>, chunks: Option<&[u64]>) -> CliResult<LoadedInput> {
     let info = npy::NpyInfo::open(input)?;
-    let dims = match dims {
-        Some(d) => d,
-        None => infer_dims(kind, info.shape.len(), input)?,
+    let (dims, explicit) = match dims {
+        Some(d) => (d, true),
+        None => (infer_dims(kind, info.shape.len(), input)?, false),
     };
-    let c = conform(&info.shape, dims, input)?;
+    let c = conform(&info.shape, dims, explicit, input)?;
     if info.data_bytes() <= stream_threshold() {
         let mut array = info.load()?;
         if c == Conform::AddChannel {
@@ -346,12 +353,17 @@ mod tests {
     #[test]
     fn conform_adds_channel_only_for_images() {
         let p = Path::new("x.npy");
-        assert_eq!(conform(&[5, 6], Dims::Cyx, p).unwrap(), Conform::AddChannel);
-        assert_eq!(conform(&[2, 5, 6], Dims::Cyx, p).unwrap(), Conform::Same);
-        assert_eq!(conform(&[4, 5, 6], Dims::Czyx, p).unwrap(), Conform::AddChannel);
-        assert_eq!(conform(&[5, 6], Dims::Yx, p).unwrap(), Conform::Same);
-        assert!(conform(&[5, 6], Dims::Zyx, p).is_err());
-        assert!(conform(&[1, 2, 5, 6], Dims::Cyx, p).is_err());
+        assert_eq!(conform(&[5, 6], Dims::Cyx, false, p).unwrap(), Conform::AddChannel);
+        assert_eq!(conform(&[2, 5, 6], Dims::Cyx, false, p).unwrap(), Conform::Same);
+        assert_eq!(conform(&[2, 5, 6], Dims::Cyx, true, p).unwrap(), Conform::Same);
+        assert_eq!(conform(&[5, 6], Dims::Yx, true, p).unwrap(), Conform::Same);
+        assert!(conform(&[5, 6], Dims::Zyx, false, p).is_err());
+        assert!(conform(&[1, 2, 5, 6], Dims::Cyx, false, p).is_err());
+        // Explicit dims must match the file exactly.
+        let e = conform(&[5, 6], Dims::Cyx, true, p).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(e.message.contains("omit --dims"), "{}", e.message);
+        assert!(conform(&[4, 5, 6], Dims::Czyx, true, p).is_err());
         assert_eq!(conformed_shape(&[5, 6], Conform::AddChannel), vec![1, 5, 6]);
     }
 
@@ -370,5 +382,66 @@ mod tests {
             .unwrap();
         assert_eq!(e.code, 2);
         assert!(e.message.contains("data.png"));
+    }
+}
+
+#[cfg(test)]
+mod corrupt_input_tests {
+    use super::*;
+    use npyz::WriterBuilder;
+
+    /// Deterministic byte mutations of valid files never make the loaders panic: they load or return an error.
+    #[test]
+    fn corrupt_files_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let npy_path = dir.path().join("ok.npy");
+        {
+            let mut w = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&[2, 3, 4])
+                .writer(std::io::BufWriter::new(std::fs::File::create(&npy_path).unwrap()))
+                .begin_nd()
+                .unwrap();
+            w.extend(0..24u16).unwrap();
+            w.finish().unwrap();
+        }
+        let tif_path = dir.path().join("ok.tif");
+        {
+            let mut enc = ::tiff::encoder::TiffEncoder::new(std::fs::File::create(&tif_path).unwrap()).unwrap();
+            enc.write_image::<::tiff::encoder::colortype::RGB8>(4, 3, &[7u8; 36])
+                .unwrap();
+        }
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (src, ext) in [(&npy_path, "npy"), (&tif_path, "tif")] {
+            let good = std::fs::read(src).unwrap();
+            for round in 0..300 {
+                let mut bytes = good.clone();
+                match round % 3 {
+                    0 => {
+                        let at = (next() as usize) % bytes.len();
+                        bytes[at] = next() as u8;
+                    }
+                    1 => bytes.truncate((next() as usize) % bytes.len()),
+                    _ => {
+                        for _ in 0..4 {
+                            let at = (next() as usize) % bytes.len();
+                            bytes[at] = b"0123456789(),'<>|:"[(next() as usize) % 18];
+                        }
+                    }
+                }
+                let p = dir.path().join(format!("m{round}.{ext}"));
+                std::fs::write(&p, &bytes).unwrap();
+                let result = std::panic::catch_unwind(|| {
+                    let _ = load_input(&p, RasterKind::Image, None, None);
+                });
+                assert!(result.is_ok(), "loader panicked on mutation {round} of {ext}");
+            }
+        }
     }
 }

@@ -95,6 +95,7 @@ impl NpyInfo {
         let file = File::open(path).map_err(|e| bad_input(path, format!("cannot open input: {e}")))?;
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader = BufReader::new(file);
+        precheck_shape(&mut reader).map_err(|e| bad_input(path, e))?;
         let header = npyz::NpyHeader::from_reader(&mut reader)
             .map_err(|e| bad_input(path, format!("not a valid .npy file: {e}")))?;
         let data_offset = reader
@@ -135,6 +136,14 @@ impl NpyInfo {
                 ))
             }
         };
+        let too_big = header
+            .shape()
+            .iter()
+            .try_fold(data_type.size() as u64, |acc, &d| acc.checked_mul(d))
+            .is_none();
+        if too_big {
+            return Err(bad_input(path, format!("shape {:?} is too large", header.shape())));
+        }
         let info = NpyInfo {
             path: path.to_path_buf(),
             shape: header.shape().to_vec(),
@@ -195,11 +204,7 @@ impl NpyInfo {
             storage_chunks.reverse();
         }
         let block = plan_block_shape(&s, &storage_chunks, self.data_type.size() as u64, target_bytes);
-        let next = if s.contains(&0) {
-            None
-        } else {
-            Some(vec![0; s.len()])
-        };
+        let next = if s.contains(&0) { None } else { Some(vec![0; s.len()]) };
         Ok(NpyBlocks {
             file,
             info: self.clone(),
@@ -208,6 +213,42 @@ impl NpyInfo {
             next,
         })
     }
+}
+
+/// Refuses headers whose shape overflows 64 bits before npyz parses them (npyz multiplies unchecked). Leaves
+/// `reader` at the start of the file; anything it cannot parse is left for npyz to report.
+fn precheck_shape(reader: &mut BufReader<File>) -> Result<(), String> {
+    let mut head = Vec::with_capacity(4096);
+    let _ = reader.by_ref().take(1 << 20).read_to_end(&mut head);
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read input: {e}"))?;
+    let text = String::from_utf8_lossy(&head);
+    let Some(at) = text.find("'shape'") else { return Ok(()) };
+    let rest = &text[at..];
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
+        return Ok(());
+    };
+    if close < open {
+        return Ok(());
+    }
+    let mut total: u64 = 1;
+    for dim in rest[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let Ok(d) = dim.trim_end_matches('L').parse::<u64>() else {
+            return Ok(());
+        };
+        total = total
+            .checked_mul(d)
+            .ok_or_else(|| format!("shape ({}) is too large", &rest[open + 1..close]))?;
+    }
+    total
+        .checked_mul(16)
+        .ok_or_else(|| format!("shape ({}) is too large", &rest[open + 1..close]))?;
+    Ok(())
 }
 
 /// Plans the shape (in storage order) of streamed blocks: starting from one chunk, the fastest axes grow to their
@@ -488,6 +529,9 @@ mod tests {
             assert_eq!(e.code, 2);
             assert!(e.message.contains("not supported"), "{descr}: {}", e.message);
         }
+        raw_npy(&p, "<u2", "(1099511627776, 1099511627776)", &[0; 16]);
+        let e = NpyInfo::open(&p).unwrap_err();
+        assert!(e.message.contains("too large"), "{}", e.message);
         raw_npy(&p, "<i4", "(2,)", &[1, 0, 0, 0, 2, 0, 0, 0]);
         assert_eq!(
             NpyInfo::open(&p).unwrap().load().unwrap(),
