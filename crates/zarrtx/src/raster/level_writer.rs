@@ -2,19 +2,19 @@
 //!
 //! A region is split along the array's chunk grid (shards when sharded). A grid cell the region covers entirely
 //! (up to the array's edge) is encoded and stored directly, never read back; a cell it covers only partly goes
-//! through zarrs' read-modify-write. Plain chunks are encoded in parallel (one rayon task per chunk, so at most
-//! one chunk buffer per thread is in flight); shards are written one at a time with zarrs encoding their inner
+//! through zarrs' read-modify-write. Plain chunks are encoded in parallel, with the number in flight capped by a
+//! memory budget (`parallel::IN_FLIGHT_BUDGET`); shards are written one at a time with zarrs encoding their inner
 //! chunks in parallel.
 
 use super::array_meta::array_json;
 use super::levels::LevelPlan;
+use super::parallel::{limit_for, try_for_each_limited};
 use super::region::{copy_box, Region};
 use super::zarr_io::{array_err, array_from_json, zarr_err, FsArray};
 use super::{Compression, DataType};
 use crate::error::Result;
 use crate::name::ElementName;
 use crate::progress::Progress;
-use rayon::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +73,16 @@ impl<'a> LevelWriter<'a> {
         &self.plan
     }
 
+    /// Bytes per element.
+    pub fn esize(&self) -> usize {
+        self.esize
+    }
+
+    /// Bytes of one full grid cell (chunk, or shard when sharded).
+    pub fn cell_bytes(&self) -> u64 {
+        self.plan.grid_chunk().iter().product::<u64>() * self.esize as u64
+    }
+
     /// Grid cells (chunks, or shards when sharded) intersecting `region`, in C order.
     pub fn cells(&self, region: &Region) -> Vec<Vec<u64>> {
         let g = self.plan.grid_chunk();
@@ -113,43 +123,107 @@ impl<'a> LevelWriter<'a> {
         Region::new(start, size)
     }
 
-    /// Writes `data` (C order, shape `region.size`) at `region`, which must lie inside the array.
-    pub fn write_region(&self, region: &Region, data: &[u8]) -> Result<()> {
-        let cells = self.cells(region);
+    /// Codec options for storing one cell: zarrs may use every thread inside a shard; plain chunks are encoded
+    /// one per task.
+    pub fn opts(&self) -> CodecOptions {
         if self.plan.shard.is_some() {
-            let opts = CodecOptions::default().with_concurrent_target(rayon::current_num_threads());
-            cells.iter().try_for_each(|c| self.write_cell(c, region, data, &opts))
+            CodecOptions::default().with_concurrent_target(rayon::current_num_threads())
         } else {
-            let opts = CodecOptions::default().with_concurrent_target(1);
-            cells.par_iter().try_for_each(|c| self.write_cell(c, region, data, &opts))
+            CodecOptions::default().with_concurrent_target(1)
         }
     }
 
-    fn write_cell(&self, idx: &[u64], region: &Region, data: &[u8], opts: &CodecOptions) -> Result<()> {
-        let g = self.plan.grid_chunk();
-        let bounded = self.cell_region(idx);
-        let Some(overlap) = bounded.intersect(region) else { return Ok(()) };
+    /// Runs `f(cell index, cell region clipped to the array, part of `region` inside it)` for every grid cell
+    /// `region` touches: shards one after the other, plain chunks in parallel under the memory budget.
+    pub fn for_each_cell<F>(&self, region: &Region, f: F) -> Result<()>
+    where
+        F: Fn(&[u64], &Region, &Region) -> Result<()> + Sync,
+    {
+        let cells = self.cells(region);
+        let one = |idx: &Vec<u64>| -> Result<()> {
+            let bounded = self.cell_region(idx);
+            match bounded.intersect(region) {
+                Some(overlap) => f(idx, &bounded, &overlap),
+                None => Ok(()),
+            }
+        };
+        if self.plan.shard.is_some() {
+            cells.iter().try_for_each(one)
+        } else {
+            // Each task holds one chunk copy and its encoded form.
+            try_for_each_limited(&cells, limit_for(2 * self.cell_bytes()), one)
+        }
+    }
+
+    /// Writes `data` (C order, shape `region.size`) at `region`, which must lie inside the array. Cells covered
+    /// entirely are stored directly; cells covered partly are read, updated and rewritten.
+    pub fn write_region(&self, region: &Region, data: &[u8]) -> Result<()> {
+        let opts = self.opts();
+        self.for_each_cell(region, |idx, bounded, overlap| self.write_cell(idx, bounded, overlap, region, data, &opts))
+    }
+
+    /// A zeroed (fill-value) buffer of one full grid cell.
+    pub fn new_cell_buffer(&self) -> Vec<u8> {
+        vec![0u8; self.cell_bytes() as usize]
+    }
+
+    /// Copies the part `overlap` of `data` (at `region`) into `buf`, the full buffer of the cell at `bounded`.
+    pub fn copy_into_cell(&self, bounded: &Region, overlap: &Region, region: &Region, data: &[u8], buf: &mut [u8]) {
         let in_src = overlap.relative_to(&region.start);
         let in_cell = overlap.relative_to(&bounded.start);
-        let bytes = overlap.num_elements() as usize * self.esize;
-        let result = if overlap == bounded {
-            if bounded.size.as_slice() == g && overlap == *region {
+        let g = self.plan.grid_chunk();
+        copy_box(data, &region.size, &in_src.start, buf, g, &in_cell.start, &overlap.size, self.esize);
+    }
+
+    /// Encodes and stores the full buffer of cell `idx`.
+    pub fn store_cell(&self, idx: &[u64], buf: Vec<u8>, opts: &CodecOptions) -> Result<()> {
+        self.array
+            .store_chunk_opt(idx, ArrayBytes::new_flen(buf), opts)
+            .map_err(|e| array_err(self.name, &self.dir, e))
+    }
+
+    /// Reports `bytes` of data done.
+    pub fn advance(&self, bytes: u64) {
+        self.progress.advance(bytes);
+    }
+
+    /// Writes the part `overlap` of `data` (at `region`) into cell `idx` (at `bounded`): directly when it covers
+    /// the cell, by read-modify-write otherwise.
+    pub fn write_cell(
+        &self,
+        idx: &[u64],
+        bounded: &Region,
+        overlap: &Region,
+        region: &Region,
+        data: &[u8],
+        opts: &CodecOptions,
+    ) -> Result<()> {
+        let g = self.plan.grid_chunk();
+        let bytes = overlap.num_elements() * self.esize as u64;
+        if overlap == bounded {
+            if bounded.size.as_slice() == g && overlap == region {
                 // The region is exactly this cell: encode the caller's buffer without copying.
-                self.array.store_chunk_opt(idx, ArrayBytes::new_flen(data), opts)
+                self.array
+                    .store_chunk_opt(idx, ArrayBytes::new_flen(data), opts)
+                    .map_err(|e| array_err(self.name, &self.dir, e))?;
             } else {
-                let mut buf = vec![0u8; g.iter().product::<u64>() as usize * self.esize];
-                copy_box(data, &region.size, &in_src.start, &mut buf, g, &in_cell.start, &overlap.size, self.esize);
-                self.array.store_chunk_opt(idx, ArrayBytes::new_flen(buf), opts)
+                let mut buf = self.new_cell_buffer();
+                self.copy_into_cell(bounded, overlap, region, data, &mut buf);
+                self.store_cell(idx, buf, opts)?;
             }
         } else {
-            let mut buf = vec![0u8; bytes];
-            copy_box(data, &region.size, &in_src.start, &mut buf, &overlap.size, &vec![0; overlap.size.len()], &overlap.size, self.esize);
-            let subset = ArraySubset::new_with_start_shape(in_cell.start.clone(), overlap.size.clone())
+            let in_src = overlap.relative_to(&region.start);
+            let in_cell = overlap.relative_to(&bounded.start);
+            let mut buf = vec![0u8; bytes as usize];
+            let zero = vec![0; overlap.size.len()];
+            copy_box(data, &region.size, &in_src.start, &mut buf, &overlap.size, &zero, &overlap.size, self.esize);
+            let subset = ArraySubset::new_with_start_shape(in_cell.start, overlap.size.clone())
                 .map_err(|e| zarr_err(self.name, e))?;
-            self.array.store_chunk_subset_opt(idx, &subset, ArrayBytes::new_flen(buf), opts)
-        };
-        result.map_err(|e| array_err(self.name, &self.dir, e))?;
-        self.progress.advance(bytes as u64);
+            self.array
+                .store_chunk_subset_opt(idx, &subset, ArrayBytes::new_flen(buf), opts)
+                .map_err(|e| array_err(self.name, &self.dir, e))?;
+        }
+        self.advance(bytes);
         Ok(())
     }
 }

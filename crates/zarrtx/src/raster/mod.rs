@@ -12,9 +12,11 @@ mod array_meta;
 mod downsample;
 mod level_writer;
 mod levels;
+mod parallel;
 mod pixel;
 mod pyramid;
 mod region;
+mod stream;
 mod zarr_io;
 
 pub use info::{describe, LevelInfo, RasterInfo};
@@ -23,5 +25,7 @@ pub use spec::*;
 pub use validate::validate;
 pub use write::write_element;
 
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod tests;

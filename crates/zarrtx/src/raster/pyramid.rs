@@ -14,7 +14,7 @@ use super::{DataType, RasterArray, RasterKind};
 use crate::error::{Error, Result};
 use crate::name::ElementName;
 use ndarray::ArrayD;
-use rayon::prelude::*;
+use super::parallel::{limit_for, try_for_each_limited, try_map_limited};
 use std::path::Path;
 use zarrs::array::ArraySubset;
 
@@ -74,7 +74,9 @@ fn level_from_disk<T: Pixel>(
         // One shard at a time; its tiles are computed in parallel inside compute_region.
         cells.iter().try_for_each(one_cell)
     } else {
-        cells.par_iter().try_for_each(one_cell)
+        // Each task holds the input window (factor^d cells), the output cell and its encoded form.
+        let window: u64 = factors.iter().product();
+        try_for_each_limited(&cells, limit_for((window + 3) * next.cell_bytes()), one_cell)
     }
 }
 
@@ -93,13 +95,14 @@ fn compute_region<T: Pixel>(
     if tiles.len() == 1 {
         return compute_tile::<T>(prev, out, factors, reduce, name, dir).map(T::into_bytes);
     }
-    let parts = tiles
-        .par_iter()
-        .map(|t| compute_tile::<T>(prev, t, factors, reduce, name, dir).map(|v| (t, v)))
-        .collect::<Result<Vec<_>>>()?;
     let esize = std::mem::size_of::<T>();
+    let window: u64 = factors.iter().product();
+    let tile_bytes = tile.iter().product::<u64>() * esize as u64;
+    let parts = try_map_limited(&tiles, limit_for((window + 2) * tile_bytes), |t| {
+        compute_tile::<T>(prev, t, factors, reduce, name, dir)
+    })?;
     let mut buf = vec![0u8; out.num_elements() as usize * esize];
-    for (t, v) in &parts {
+    for (t, v) in tiles.iter().zip(&parts) {
         let at = t.relative_to(&out.start);
         copy_box(T::as_bytes(v), &t.size, &vec![0; t.size.len()], &mut buf, &out.size, &at.start, &t.size, esize);
     }
@@ -109,8 +112,8 @@ fn compute_region<T: Pixel>(
 /// Splits `r` along a grid of `tile`-sized cells anchored at the origin.
 fn split(r: &Region, tile: &[u64]) -> Vec<Region> {
     let mut out = vec![Region::new(vec![], vec![])];
-    for axis in 0..r.start.len() {
-        let (s, e, t) = (r.start[axis], r.start[axis] + r.size[axis], tile[axis].max(1));
+    for ((&s, &n), &t) in r.start.iter().zip(&r.size).zip(tile) {
+        let (e, t) = (s + n, t.max(1));
         let mut pieces = Vec::new();
         let mut a = s;
         while a < e {

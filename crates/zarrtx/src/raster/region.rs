@@ -78,7 +78,7 @@ pub(crate) fn copy_box(
         dst[..esize].copy_from_slice(&src[..esize]);
         return;
     }
-    if size.iter().any(|&s| s == 0) {
+    if size.contains(&0) {
         return;
     }
     // The innermost contiguous run spans axes j..n: every axis after j is full in both arrays.

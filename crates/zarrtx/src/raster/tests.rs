@@ -33,7 +33,7 @@ fn array_of(dt: DataType, shape: &[usize], seed: u64) -> RasterArray {
         DataType::U8 => RasterArray::U8(ArrayD::from_shape_vec(sh, v.iter().map(|x| *x as u8).collect()).unwrap()),
         DataType::U16 => RasterArray::U16(ArrayD::from_shape_vec(sh, v.iter().map(|x| *x as u16).collect()).unwrap()),
         DataType::U32 => RasterArray::U32(ArrayD::from_shape_vec(sh, v.iter().map(|x| (*x % 7) as u32).collect()).unwrap()),
-        DataType::U64 => RasterArray::U64(ArrayD::from_shape_vec(sh, v.iter().map(|x| *x).collect()).unwrap()),
+        DataType::U64 => RasterArray::U64(ArrayD::from_shape_vec(sh, v.to_vec()).unwrap()),
         DataType::I8 => RasterArray::I8(ArrayD::from_shape_vec(sh, v.iter().map(|x| *x as i8).collect()).unwrap()),
         DataType::I16 => RasterArray::I16(ArrayD::from_shape_vec(sh, v.iter().map(|x| *x as i16).collect()).unwrap()),
         DataType::I32 => RasterArray::I32(ArrayD::from_shape_vec(sh, v.iter().map(|x| (*x % 5) as i32 - 2).collect()).unwrap()),

@@ -61,7 +61,7 @@ fn check_dims(spec: &RasterSpec) -> Result<(), String> {
              image",
         ),
     };
-    if allowed.iter().any(|a| *a == dims.as_slice()) {
+    if allowed.contains(&dims.as_slice()) {
         Ok(())
     } else {
         Err(format!("axes {dims:?} are not allowed: {hint}"))

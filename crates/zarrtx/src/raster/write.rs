@@ -7,6 +7,7 @@ use super::metadata::{element_group_json, DatasetEntry};
 use super::pixel::with_bytes;
 use super::pyramid::{downsample_array, reduce_for, write_level_from_disk};
 use super::region::Region;
+use super::stream::{PendingCells, PENDING_BUDGET};
 use super::validate::validate;
 use super::zarr_io::{store, write_json};
 use super::{DataType, RasterBlock, RasterSource, RasterSpec};
@@ -21,8 +22,9 @@ use std::path::Path;
 /// document of every node written, keyed `""`, `"s0"`, `"s1"`, ...
 ///
 /// The spec is validated against the data's shape and type before anything is written. Chunks are encoded in
-/// parallel. With [`RasterSource::Blocks`], each block is written as it arrives (cells it covers entirely are
-/// never read back; cells it covers partly are read, updated and rewritten) and pyramid levels are then computed
+/// parallel. With [`RasterSource::Blocks`], each block is written as it arrives: cells it covers entirely are
+/// stored at once, parts of cells are assembled in memory (up to a budget, beyond which the oldest partial cells
+/// are stored and completed later by read-modify-write) so no chunk is read back; pyramid levels are then computed
 /// from the level above, read back from `dir` in tiles, so memory stays near one block plus the chunks in
 /// flight. Progress is reported in bytes of uncompressed data over all levels. `zarr.json` documents are written
 /// last, after all chunk data.
@@ -60,13 +62,15 @@ pub fn write_element(
         }
         RasterSource::Blocks { blocks, .. } => {
             let Some(w0) = writers.first() else { return Ok(NodeTree::new()) };
+            let pending = PendingCells::new(PENDING_BUDGET);
             for block in blocks {
                 let block = block?;
                 let region = check_block(name, &shape, dtype, &block)?;
                 if region.num_elements() > 0 {
-                    with_bytes(&block.data, |b| w0.write_region(&region, b))?;
+                    with_bytes(&block.data, |b| pending.write_block(w0, &region, b))?;
                 }
             }
+            pending.finish(w0)?;
             for (k, pair) in writers.windows(2).enumerate() {
                 let f = axis_factors(&spec.dims, factors[k]);
                 write_level_from_disk(pair[0].array(), &pair[1], &f, spec.kind, dtype, name, dir)?;
