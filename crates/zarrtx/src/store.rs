@@ -307,39 +307,47 @@ impl Store {
             RasterKind::Labels => ElementType::Labels,
         };
         let txn = uuid::Uuid::new_v4().to_string();
-        let staged = layout::staging_key(&txn);
         // Held until this add returns: tells gc the staging directory is in use, even for hours.
-        let _in_use = self.storage().lock_exclusive(&layout::staging_lock_key(&txn))?;
-        self.storage().create_dir(&staged)?;
+        let in_use = self.storage().lock_exclusive(&layout::staging_lock_key(&txn))?;
+        let result = self.stage_and_commit(&txn, &name, element_type, spec, source, options);
+        drop(in_use);
+        let _ = self.storage().delete(&layout::staging_lock_key(&txn));
+        result
+    }
+
+    fn stage_and_commit(
+        &self,
+        txn: &str,
+        name: &ElementName,
+        element_type: ElementType,
+        spec: &RasterSpec,
+        source: RasterSource<'_>,
+        options: &AddOptions<'_>,
+    ) -> Result<CommitInfo> {
+        let staged = layout::staging_key(txn);
+        let cleanup = |e: Error| {
+            let _ = self.storage().delete_tree(&staged);
+            e
+        };
+        self.storage().create_dir(&staged).map_err(cleanup)?;
         let dir = self.storage().local_path(&staged).ok_or_else(|| Error::UnsafeMedium {
             path: self.inner.root.clone(),
             reason: "this storage backend cannot stage raster data yet".into(),
         })?;
-        let tree = match raster::write::write_element(&dir, &name, spec, source, options.progress) {
-            Ok(tree) => tree,
-            Err(e) => {
-                let _ = self.storage().delete_tree(&staged);
-                return Err(e);
-            }
-        };
+        let tree = raster::write::write_element(&dir, name, spec, source, options.progress).map_err(cleanup)?;
         let element = ElementDescriptor { name: name.clone(), element_type, tree };
-        let result = self.commit(&txn, name.as_str(), |state| {
-            let displaces = match state.get(&name) {
+        self.commit(txn, name.as_str(), |state| {
+            let displaces = match state.get(name) {
                 Some(old) if options.overwrite => Some((old.element_type, old.name.clone())),
                 Some(_) => {
-                    state.check_free(&name)?;
+                    state.check_free(name)?;
                     None
                 }
                 None => None,
             };
             Ok(vec![Op::Add { element: element.clone(), staged: staged.clone(), displaces }])
-        });
-        if result.is_err() {
-            let _ = self.storage().delete_tree(&staged);
-        }
-        drop(_in_use);
-        let _ = self.storage().delete(&layout::staging_lock_key(&txn));
-        result
+        })
+        .map_err(cleanup)
     }
 
     /// Deletes an element. Its data moves to the trash (readers pinned to older versions keep reading it) and

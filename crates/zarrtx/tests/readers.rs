@@ -55,8 +55,8 @@ fn readers_never_see_errors_or_partial_elements_while_writers_run() {
             .map(|w| spawn_child("child_add_several", &[("STORE", path.display().to_string()), ("PREFIX", w.to_string())]))
             .collect();
         let results: Vec<String> = writers.into_iter().flat_map(child_results).collect();
-        assert_eq!(results.len(), 32);
         done.store(true, Ordering::SeqCst);
+        assert_eq!(results.len(), 32, "{results:?}");
         reader.join().unwrap()
     });
     assert!(reads > 0 && view_checks > 1, "the reader actually read while writers ran ({reads}, {view_checks})");

@@ -86,9 +86,12 @@ pub fn child_results(child: Child) -> Vec<String> {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    if std::env::var_os("ZARRTX_TEST_DEBUG").is_some() {
+        eprintln!("child stdout:\n{stdout}\nchild stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
     stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("RESULT ").map(str::to_string))
+        .filter_map(|l| l.find("RESULT ").map(|i| l[i + "RESULT ".len()..].to_string()))
         .collect()
 }
 
@@ -115,7 +118,7 @@ pub fn check_published_view(root: &Path, size: usize) -> Vec<String> {
         let array = zarrs::array::Array::open(fs.clone(), &format!("/{key}"))
             .unwrap_or_else(|e| panic!("listed array {key} does not open: {e}"));
         let subset = zarrs::array::ArraySubset::new_with_shape(array.shape().to_vec());
-        let data: ArrayD<i32> = array.retrieve_array_subset_ndarray(&subset).unwrap();
+        let data: ArrayD<i32> = array.retrieve_array_subset(&subset).unwrap();
         let name = parts[1];
         if data.shape() == [size, size] && name.starts_with('k') {
             assert_eq!(data, labels_data(name, size), "published {key} is not what its writer wrote");
