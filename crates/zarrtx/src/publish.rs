@@ -110,6 +110,28 @@ fn install(storage: &dyn Storage, version: u64, op: &Op) -> Result<()> {
     }
 }
 
+/// Removes from a published view every element whose collision key is in `keys` (with its subtree). Returns
+/// whether anything was removed.
+fn hide_elements(view: &mut Value, keys: &[String]) -> bool {
+    let Some(metadata) = view
+        .get_mut("consolidated_metadata")
+        .and_then(|c| c.get_mut("metadata"))
+        .and_then(Value::as_object_mut)
+    else {
+        return false;
+    };
+    let before = metadata.len();
+    metadata.retain(|path, _| {
+        let mut parts = path.splitn(3, '/');
+        let (Some(group), Some(name)) = (parts.next(), parts.next()) else {
+            return true;
+        };
+        let is_element_path = ElementType::from_group(group).is_some();
+        !(is_element_path && keys.iter().any(|k| k.eq_ignore_ascii_case(name)))
+    });
+    metadata.len() != before
+}
+
 /// Installs every committed entry up to `latest.version` that is not installed yet, then publishes the view of
 /// `latest`. Returns the published version (which may be newer than `latest` if another process got further).
 pub fn materialize(storage: &dyn Storage, latest: &StoreState) -> Result<u64> {
@@ -119,13 +141,38 @@ pub fn materialize(storage: &dyn Storage, latest: &StoreState) -> Result<u64> {
         return Ok(applied.unwrap_or(0));
     }
     let first = applied.map(|a| a + 1).unwrap_or(0);
+    let mut pending = Vec::new();
     for v in first..=latest.version {
         let entry = read_entry(storage, v)?.ok_or_else(|| Error::CorruptMetadata {
             path: storage.location().join(layout::log_key(v)),
             reason: "a committed entry disappeared".to_string(),
         })?;
+        pending.push(entry);
+    }
+    // Before any installed element moves away (delete, overwrite), publish a view that no longer lists it:
+    // a plain reader must never find an element listed whose files are being moved (zarr readers would
+    // silently read missing chunks as fill values).
+    let moving: Vec<String> = pending
+        .iter()
+        .flat_map(|e| e.ops.iter())
+        .filter_map(|op| match op {
+            Op::Add { displaces: Some((_, n)), .. } => Some(n.collision_key()),
+            Op::Delete { name, .. } => Some(name.collision_key()),
+            _ => None,
+        })
+        .collect();
+    if !moving.is_empty() {
+        if let Some(bytes) = storage.get(layout::ROOT_ZARR_JSON)? {
+            if let Ok(mut current) = serde_json::from_slice::<Value>(&bytes) {
+                if hide_elements(&mut current, &moving) {
+                    storage.put(layout::ROOT_ZARR_JSON, &serde_json::to_vec(&current).unwrap_or_default())?;
+                }
+            }
+        }
+    }
+    for entry in &pending {
         for op in &entry.ops {
-            install(storage, v, op)?;
+            install(storage, entry.version, op)?;
         }
     }
     for t in ElementType::ALL {

@@ -100,6 +100,11 @@ impl PosixStorage {
     }
 }
 
+/// "No such file", including a path whose parent is a file (`a.parquet/zarr.json`).
+fn is_absent(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
 fn tree_size(path: &Path) -> u64 {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::read_dir(path)
@@ -119,7 +124,7 @@ impl Storage for PosixStorage {
                 f.read_to_end(&mut buf).map_err(|e| Error::io(&path, e))?;
                 Ok(Some(buf))
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(Error::io(&path, e)),
         }
     }
@@ -128,7 +133,7 @@ impl Storage for PosixStorage {
         let path = self.path(key);
         match File::open(&path) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) if is_absent(&e) => Ok(false),
             Err(e) => Err(Error::io(&path, e)),
         }
     }
@@ -320,5 +325,14 @@ mod tests {
         assert_eq!(s.move_tree("a", "c/d").unwrap(), MoveOutcome::Moved);
         assert_eq!(s.move_tree("a", "e").unwrap(), MoveOutcome::SourceMissing);
         assert_eq!(s.get("c/d/f").unwrap().unwrap(), b"1");
+    }
+
+    #[test]
+    fn a_key_below_a_file_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PosixStorage::new(dir.path(), false);
+        s.put("shapes/x/shapes.parquet", b"PAR1").unwrap();
+        assert_eq!(s.get("shapes/x/shapes.parquet/zarr.json").unwrap(), None);
+        assert!(!s.exists("shapes/x/shapes.parquet/zarr.json").unwrap());
     }
 }

@@ -1,0 +1,66 @@
+//! G2 for deletes and overwrites: the published view stops listing an element before its files move, so a plain
+//! reader never finds a listed element with missing chunks (which zarr readers would silently read as zeros).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use zarrtx::storage::{LockGuard, MoveOutcome, PosixStorage, PutOutcome, Storage};
+use zarrtx::{OpenOptions, Result, Store};
+
+/// Checks, at every move of an installed element, that the current root view no longer lists it.
+#[derive(Debug)]
+struct ViewWatchingStorage {
+    inner: PosixStorage,
+    checked_moves: AtomicUsize,
+}
+
+impl Storage for ViewWatchingStorage {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> { self.inner.get(key) }
+    fn exists(&self, key: &str) -> Result<bool> { self.inner.exists(key) }
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> { self.inner.put(key, bytes) }
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome> { self.inner.put_if_absent(key, bytes) }
+    fn delete(&self, key: &str) -> Result<()> { self.inner.delete(key) }
+    fn list(&self, dir: &str) -> Result<Vec<String>> { self.inner.list(dir) }
+    fn move_tree(&self, from: &str, to: &str) -> Result<MoveOutcome> {
+        if !from.starts_with(".zarrtx") && self.inner.exists(&format!("{from}/zarr.json"))? {
+            let view: serde_json::Value =
+                serde_json::from_slice(&self.inner.get("zarr.json")?.expect("root view")).unwrap();
+            let listed = view["consolidated_metadata"]["metadata"].as_object().unwrap();
+            assert!(
+                !listed.keys().any(|k| k == from || k.starts_with(&format!("{from}/"))),
+                "{from} is moved away while the published view still lists it"
+            );
+            self.checked_moves.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.move_tree(from, to)
+    }
+    fn delete_tree(&self, key: &str) -> Result<u64> { self.inner.delete_tree(key) }
+    fn create_dir(&self, key: &str) -> Result<()> { self.inner.create_dir(key) }
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>> { self.inner.modified(key) }
+    fn local_path(&self, key: &str) -> Option<PathBuf> { self.inner.local_path(key) }
+    fn location(&self) -> PathBuf { self.inner.location() }
+    fn lock_exclusive(&self, key: &str) -> Result<LockGuard> { self.inner.lock_exclusive(key) }
+    fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>> { self.inner.try_lock_exclusive(key) }
+}
+
+#[test]
+fn deleted_and_overwritten_elements_leave_the_view_before_their_files_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(ViewWatchingStorage {
+        inner: PosixStorage::new(dir.path(), false),
+        checked_moves: AtomicUsize::new(0),
+    });
+    let store = Store::open_with_storage(storage.clone(), &OpenOptions::default()).unwrap();
+    common::add_labels(&store, "a", 32, false).unwrap();
+    common::add_labels(&store, "b", 32, false).unwrap();
+    common::add_constant(&store, "a", 32, 5, true).unwrap(); // overwrite
+    store.delete("b").unwrap();
+    assert_eq!(storage.checked_moves.load(Ordering::SeqCst), 2, "both moves were checked");
+    // And afterwards the view lists the new generation of `a` and not `b`.
+    let view: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("zarr.json")).unwrap()).unwrap();
+    let listed = view["consolidated_metadata"]["metadata"].as_object().unwrap();
+    assert!(listed.contains_key("labels/a/s0") && !listed.contains_key("labels/b"));
+}
