@@ -1,10 +1,11 @@
 //! Writing C-order data into one level array, chunk by chunk.
 //!
 //! A region is split along the array's chunk grid (shards when sharded). A grid cell the region covers entirely
-//! (up to the array's edge) is encoded and stored directly, never read back; a cell it covers only partly goes
-//! through zarrs' read-modify-write. Plain chunks are encoded in parallel, with the number in flight capped by a
-//! memory budget (`parallel::IN_FLIGHT_BUDGET`); shards are written one at a time with zarrs encoding their inner
-//! chunks in parallel.
+//! (up to the array's edge) is encoded and stored directly, never read back; a cell it covers only partly is
+//! read, updated and rewritten (see `stream` for how streaming avoids that). Plain chunks are encoded in
+//! parallel, with the number in flight capped by a memory budget (`parallel::IN_FLIGHT_BUDGET`); shards are
+//! written one at a time with zarrs encoding their inner chunks in parallel. Chunks are encoded with zarrs'
+//! codec chain and written as plain files (no per-file fsync; see `durable`).
 
 use super::array_meta::array_json;
 use super::levels::LevelPlan;
@@ -12,13 +13,13 @@ use super::parallel::{limit_for, try_for_each_limited};
 use super::region::{copy_box, Region};
 use super::zarr_io::{array_err, array_from_json, zarr_err, FsArray};
 use super::{Compression, DataType};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::name::ElementName;
 use crate::progress::Progress;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use zarrs::array::{ArrayBytes, ArraySubset, CodecOptions};
+use zarrs::array::{ArrayBytes, ArrayError, ArrayToBytesCodecTraits, CodecOptions};
 use zarrs::filesystem::FilesystemStore;
 
 /// Writes regions of one level array.
@@ -177,9 +178,46 @@ impl<'a> LevelWriter<'a> {
 
     /// Encodes and stores the full buffer of cell `idx`.
     pub fn store_cell(&self, idx: &[u64], buf: Vec<u8>, opts: &CodecOptions) -> Result<()> {
-        self.array
-            .store_chunk_opt(idx, ArrayBytes::new_flen(buf), opts)
-            .map_err(|e| array_err(self.name, &self.dir, e))
+        self.put_chunk(idx, ArrayBytes::new_flen(buf), opts)
+    }
+
+    /// Encodes `bytes` (one full grid cell) with the array's codecs and writes the chunk file; a cell holding only
+    /// the fill value is not stored (any earlier file is removed), as zarr-python does. Files are written without
+    /// fsync: `write_element` makes the whole tree durable at the end, which keeps the encoding threads busy.
+    fn put_chunk(&self, idx: &[u64], bytes: ArrayBytes<'_>, opts: &CodecOptions) -> Result<()> {
+        let key = self.array.chunk_key(idx);
+        let path = self.dir.join(key.as_str());
+        if bytes.is_fill_value(self.array.fill_value()) {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+                _ => Ok(()),
+            };
+        }
+        let shape = self.array.chunk_shape(idx).map_err(|e| array_err(self.name, &self.dir, e))?;
+        let encoded = self
+            .array
+            .codecs()
+            .encode(bytes, &shape, self.array.data_type(), self.array.fill_value(), opts)
+            .map_err(|e| array_err(self.name, &self.dir, ArrayError::CodecError(e)))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::write(&path, &encoded).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Reads cell `idx` back (the fill value when absent), copies the part `overlap` of `data` (at `region`) into
+    /// it and stores it again.
+    fn merge_cell(&self, idx: &[u64], bounded: &Region, overlap: &Region, region: &Region, data: &[u8], opts: &CodecOptions) -> Result<()> {
+        let old: ArrayBytes<'static> = self
+            .array
+            .retrieve_chunk_opt(idx, opts)
+            .map_err(|e| array_err(self.name, &self.dir, e))?;
+        let mut buf = old.into_fixed().map_err(|e| zarr_err(self.name, e))?.into_owned();
+        if buf.len() as u64 != self.cell_bytes() {
+            return Err(zarr_err(self.name, format!("chunk {idx:?} decoded to {} bytes, expected {}", buf.len(), self.cell_bytes())));
+        }
+        self.copy_into_cell(bounded, overlap, region, data, &mut buf);
+        self.store_cell(idx, buf, opts)
     }
 
     /// Reports `bytes` of data done.
@@ -203,25 +241,14 @@ impl<'a> LevelWriter<'a> {
         if overlap == bounded {
             if bounded.size.as_slice() == g && overlap == region {
                 // The region is exactly this cell: encode the caller's buffer without copying.
-                self.array
-                    .store_chunk_opt(idx, ArrayBytes::new_flen(data), opts)
-                    .map_err(|e| array_err(self.name, &self.dir, e))?;
+                self.put_chunk(idx, ArrayBytes::new_flen(data), opts)?;
             } else {
                 let mut buf = self.new_cell_buffer();
                 self.copy_into_cell(bounded, overlap, region, data, &mut buf);
                 self.store_cell(idx, buf, opts)?;
             }
         } else {
-            let in_src = overlap.relative_to(&region.start);
-            let in_cell = overlap.relative_to(&bounded.start);
-            let mut buf = vec![0u8; bytes as usize];
-            let zero = vec![0; overlap.size.len()];
-            copy_box(data, &region.size, &in_src.start, &mut buf, &overlap.size, &zero, &overlap.size, self.esize);
-            let subset = ArraySubset::new_with_start_shape(in_cell.start, overlap.size.clone())
-                .map_err(|e| zarr_err(self.name, e))?;
-            self.array
-                .store_chunk_subset_opt(idx, &subset, ArrayBytes::new_flen(buf), opts)
-                .map_err(|e| array_err(self.name, &self.dir, e))?;
+            self.merge_cell(idx, bounded, overlap, region, data, opts)?;
         }
         self.advance(bytes);
         Ok(())

@@ -10,6 +10,7 @@ pub mod write;
 
 mod array_meta;
 mod downsample;
+mod durable;
 mod level_writer;
 mod levels;
 mod parallel;
@@ -23,7 +24,7 @@ pub use info::{describe, LevelInfo, RasterInfo};
 pub use read::read_region;
 pub use spec::*;
 pub use validate::validate;
-pub use write::write_element;
+pub use write::{write_element, write_element_with, WriteOptions};
 
 #[cfg(test)]
 mod bench;

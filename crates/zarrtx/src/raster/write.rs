@@ -1,6 +1,7 @@
 //! Writing a complete raster element (group + every level) into a fresh directory, from memory or from a stream
 //! of blocks.
 
+use super::durable::sync_tree;
 use super::level_writer::LevelWriter;
 use super::levels::{axis_factors, plan_levels, pyramid_factors, LevelPlan};
 use super::metadata::{element_group_json, DatasetEntry};
@@ -28,12 +29,40 @@ use std::path::Path;
 /// from the level above, read back from `dir` in tiles, so memory stays near one block plus the chunks in
 /// flight. Progress is reported in bytes of uncompressed data over all levels. `zarr.json` documents are written
 /// last, after all chunk data.
+/// Chunk files are written without per-file fsync; the whole tree is made durable (files, then directories) in one
+/// pass at the end. Same as [`write_element_with`] with [`WriteOptions::default`] (durable).
 pub fn write_element(
     dir: &Path,
     name: &ElementName,
     spec: &RasterSpec,
     source: RasterSource<'_>,
     progress: &dyn Progress,
+) -> Result<NodeTree> {
+    write_element_with(dir, name, spec, source, progress, &WriteOptions::default())
+}
+
+/// Options of [`write_element_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// fsync every file and directory written before returning, so the element survives power loss
+    /// (default `true`). Without it, data is in the page cache only (it survives a process crash).
+    pub durable: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { durable: true }
+    }
+}
+
+/// [`write_element`] with explicit [`WriteOptions`].
+pub fn write_element_with(
+    dir: &Path,
+    name: &ElementName,
+    spec: &RasterSpec,
+    source: RasterSource<'_>,
+    progress: &dyn Progress,
+    options: &WriteOptions,
 ) -> Result<NodeTree> {
     let shape = source.shape();
     let dtype = source.data_type();
@@ -94,6 +123,9 @@ pub fn write_element(
     let group = element_group_json(name, spec, &datasets, n_channels);
     write_json(&dir.join("zarr.json"), &group)?;
     tree.insert(String::new(), group);
+    if options.durable {
+        sync_tree(dir)?;
+    }
     Ok(tree)
 }
 
