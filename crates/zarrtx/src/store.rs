@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub(crate) root: PathBuf,
     /// Why writes are refused, if they are.
     pub(crate) write_refusal: Option<Error>,
+    /// fsync element data before committing it.
+    durable: bool,
     cache: Mutex<Arc<StoreState>>,
     commit_lock: Mutex<()>,
 }
@@ -173,6 +175,7 @@ impl Store {
                 storage,
                 root,
                 write_refusal,
+                durable: options.durable,
                 cache: Mutex::new(Arc::new(state)),
                 commit_lock: Mutex::new(()),
             }),
@@ -334,7 +337,9 @@ impl Store {
             path: self.inner.root.clone(),
             reason: "this storage backend cannot stage raster data yet".into(),
         })?;
-        let tree = raster::write::write_element(&dir, name, spec, source, options.progress).map_err(cleanup)?;
+        let write_options = raster::write::WriteOptions { durable: self.inner.durable };
+        let tree = raster::write::write_element_with(&dir, name, spec, source, options.progress, &write_options)
+            .map_err(cleanup)?;
         let element = ElementDescriptor { name: name.clone(), element_type, tree };
         self.commit(txn, name.as_str(), |state| {
             let displaces = match state.get(name) {
