@@ -57,6 +57,11 @@ def main() -> int:
         except Exception:
             errors.append(f"iteration {iterations}: " + traceback.format_exc(limit=8))
         iterations += 1
+        # Progress for the test: how many reads completed that saw at least one element.
+        progress = Path(str(stop) + ".progress")
+        tmp = Path(str(stop) + ".progress.tmp")
+        tmp.write_text(str(sum(1 for c in counts if c > 0)))
+        tmp.replace(progress)
         if iterations == 1:
             Path(str(stop) + ".ready").touch()  # tells the test that imports are done and one read happened
         if done and iterations >= min_iter:

@@ -109,13 +109,15 @@ def image_data(seed: int, shape: Sequence[int] = (2, 64, 64), dtype="uint16") ->
 
 
 def expected_for_name(name: str) -> np.ndarray | None:
-    """Data of elements whose names follow the convention `lab_<seed>` (128x128 int32 labels) or
-    `img_<seed>` (2x64x64 uint16 image); None for other names."""
+    """Data of elements whose names follow the convention `lab_<seed>` (128x128 int32 labels), `big_<seed>`
+    (1024x1024 int32 labels, written in many chunks) or `img_<seed>` (2x64x64 uint16 image); None otherwise."""
     kind, _, seed = name.partition("_")
     if not seed.isdigit():
         return None
     if kind == "lab":
         return labels_data(int(seed))
+    if kind == "big":
+        return labels_data(int(seed), (1024, 1024))
     if kind == "img":
         return image_data(int(seed))
     return None

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The one test command: release build of the workspace, Rust tests, Python interoperability tests against the
+# release binary (spatialdata 0.8.0, zarr-python, anndata, ome-zarr in a pinned Python 3.12 venv).
+#
+#   bash scripts/test-all.sh              # everything
+#   bash scripts/test-all.sh -k sharding  # extra arguments go to pytest
+#
+# Environment: ZARRTX_VENV (venv location, default .venv-py312), CARGO_BUILD_JOBS (default: all cores),
+#              ZARRTX_SKIP_RUST_TESTS=1 (only build + Python tests; for quick local iterations).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+venv="${ZARRTX_VENV:-$repo/.venv-py312}"
+
+summary=()
+t_all=$(date +%s)
+step() { echo; echo "==== $* ===="; }
+took() { echo "$(( $(date +%s) - $1 )) s"; }
+
+finish() {
+  local rc=$?
+  echo
+  echo "==== test-all summary ===="
+  for line in "${summary[@]}"; do echo "  $line"; done
+  [[ -n "${counts:-}" ]] && echo "pytest: $counts"
+  if [[ $rc -eq 0 ]]; then
+    echo "  RESULT: all passed in $(took "$t_all")"
+  else
+    echo "  RESULT: FAILED (exit $rc) after $(took "$t_all")"
+  fi
+}
+trap finish EXIT
+
+# 1. Build once, in release (the Python tests run the release binary; nextest reuses these artifacts).
+step "cargo build --release --workspace"
+t=$(date +%s)
+cargo build --release --workspace --locked
+summary+=("build:        ok ($(took "$t"))")
+
+# 2. Rust tests.
+if [[ "${ZARRTX_SKIP_RUST_TESTS:-0}" != "1" ]]; then
+  t=$(date +%s)
+  if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace --release"
+    # --no-tests=pass: a workspace without tests yet must not fail the run.
+    cargo nextest run --workspace --release --locked --no-tests=pass
+    summary+=("rust tests:   ok, cargo nextest ($(took "$t"))")
+  else
+    step "cargo test --workspace --release (nextest not installed)"
+    cargo test --workspace --release --locked
+    summary+=("rust tests:   ok, cargo test ($(took "$t"))")
+  fi
+else
+  summary+=("rust tests:   skipped (ZARRTX_SKIP_RUST_TESTS=1)")
+fi
+
+# 3. Python environment (reused when unchanged).
+step "python env"
+t=$(date +%s)
+bash "$repo/scripts/setup-python-env.sh"
+summary+=("python env:   ok ($(took "$t"))")
+
+# 4. Python interoperability tests against the release binary.
+export ZARRTX_BIN="$repo/target/release/zarrtx"
+if [[ ! -x "$ZARRTX_BIN" ]]; then
+  echo "test-all: $ZARRTX_BIN was not built" >&2
+  exit 1
+fi
+step "pytest tests/python (ZARRTX_BIN=$ZARRTX_BIN)"
+t=$(date +%s)
+junit="$(mktemp -d)/pytest-junit.xml"
+set +e
+"$venv/bin/python" -m pytest tests/python -q --junitxml="$junit" "$@"
+rc=$?
+set -e
+counts="$("$venv/bin/python" - "$junit" <<'PY' 2>/dev/null || true
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+s = r if r.tag == "testsuite" else r.find("testsuite")
+t, f, e, k = (int(s.get(a, 0)) for a in ("tests", "failures", "errors", "skipped"))
+print(f"{t - f - e - k} passed, {f + e} failed, {k} skipped")
+PY
+)"
+if [[ $rc -eq 5 ]]; then
+  echo "test-all: pytest collected no tests" >&2
+  summary+=("python tests: NO TESTS COLLECTED ($(took "$t"))")
+  exit 1
+elif [[ $rc -ne 0 ]]; then
+  summary+=("python tests: FAILED, pytest exit $rc, $counts ($(took "$t"))")
+  exit "$rc"
+fi
+summary+=("python tests: ok, $counts ($(took "$t"))")
