@@ -251,6 +251,9 @@ def main() -> int:
     ap.add_argument("--json", help="also write all results to this JSON file")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    import logging
+
+    logging.disable(logging.WARNING)  # ome-zarr's "no parent found for Label" chatter
 
     zx = zarrtx_bin()
     peer = find_peer_dir()
