@@ -13,6 +13,8 @@ cd "$repo"
 venv="${ZARRTX_VENV:-$repo/.venv-py312}"
 
 cargo build --release -p zarrtx-cli
+# GNU time measures each writer's own peak memory (apt package "time").
+[[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time; }
 bash scripts/setup-python-env.sh --bench
 export ZARRTX_BIN="${ZARRTX_BIN:-$repo/target/release/zarrtx}"
 mkdir -p bench-out
