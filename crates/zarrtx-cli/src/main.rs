@@ -31,6 +31,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub single_writer: bool,
 
+    /// Do not fsync element data and commit entries (faster; a crash of the process still loses nothing, a power
+    /// failure may).
+    #[arg(long, global = true)]
+    pub no_fsync: bool,
+
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -195,6 +200,7 @@ pub fn parse_compression(s: &str) -> Result<Compression, String> {
 
 fn run(cli: Cli) -> Result<i32, CliError> {
     let single_writer = cli.single_writer;
+    commands::set_durable(!cli.no_fsync);
     match cli.command {
         Command::Init { store } => commands::init::run(&store, single_writer),
         Command::Info {

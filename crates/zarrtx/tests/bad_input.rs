@@ -152,24 +152,36 @@ fn mount(args: &[&str]) -> bool {
     ok
 }
 
-struct Unmount(std::path::PathBuf);
-impl Drop for Unmount {
+/// A tmpfs of `size` mounted in a new temporary directory; unmounted when dropped. `None` when mounting is not
+/// possible here (not root, outside CI).
+struct Tmpfs {
+    mnt: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        if !mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", mnt.to_str().unwrap()]) {
+            eprintln!("skipped: cannot mount a tmpfs here (not root)");
+            return None;
+        }
+        Some(Tmpfs { mnt, _dir: dir })
+    }
+}
+
+impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
     }
 }
 
 #[test]
 fn a_full_disk_fails_cleanly_and_leaves_the_store_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir_all(&mnt).unwrap();
-    if !mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt.to_str().unwrap()]) {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return;
-    }
-    let _guard = Unmount(mnt.clone());
-    let path = mnt.join("s.zarr");
+    let Some(fs) = Tmpfs::mount("1m") else { return };
+    let path = fs.mnt.join("s.zarr");
     let store = open(&path);
     add_labels(&store, "small", 16, false).unwrap();
     let before = fingerprint(&path);
@@ -187,17 +199,10 @@ fn a_full_disk_fails_cleanly_and_leaves_the_store_unchanged() {
 
 #[test]
 fn a_read_only_store_reads_and_refuses_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("ro");
-    std::fs::create_dir_all(&mnt).unwrap();
-    if !mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt.to_str().unwrap()]) {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return;
-    }
-    let _guard = Unmount(mnt.clone());
-    let path = mnt.join("s.zarr");
+    let Some(fs) = Tmpfs::mount("8m") else { return };
+    let path = fs.mnt.join("s.zarr");
     add_labels(&open(&path), "a", 16, false).unwrap();
-    assert!(mount(&["-o", "remount,ro", mnt.to_str().unwrap()]));
+    assert!(mount(&["-o", "remount,ro", fs.mnt.to_str().unwrap()]));
     let store = Store::open(&path, &OpenOptions::default()).unwrap();
     assert_eq!(read_labels(&store, None, "a"), labels_data("a", 16));
     let err = add_labels(&store, "b", 16, false).unwrap_err();

@@ -41,12 +41,7 @@ fn sixteen_threads_add_distinct_elements_and_all_survive() {
 #[test]
 #[ignore = "child process entry point, started by other tests"]
 fn child_add_labels() {
-    if !is_child() {
-        return;
-    }
-    let path = std::env::var("STORE").unwrap();
-    let names = std::env::var("NAMES").unwrap();
-    let store = open(std::path::Path::new(&path));
+    let Some((store, names)) = child_store("NAMES") else { return };
     // Line up with the siblings: wait for the start file so the adds really overlap.
     if let Ok(start) = std::env::var("START_FILE") {
         while !std::path::Path::new(&start).exists() {

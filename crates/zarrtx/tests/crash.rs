@@ -11,12 +11,7 @@ const SIZE: usize = 256;
 #[test]
 #[ignore = "child process entry point, started by other tests"]
 fn child_endless_writer() {
-    if !is_child() {
-        return;
-    }
-    let path = std::env::var("STORE").unwrap();
-    let round = std::env::var("ROUND").unwrap();
-    let store = open(std::path::Path::new(&path));
+    let Some((store, round)) = child_store("ROUND") else { return };
     let mut rng = Rng::new();
     for i in 0.. {
         let name = format!("k{round}_{i}");

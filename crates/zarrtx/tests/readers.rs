@@ -11,12 +11,7 @@ use zarrtx::Error;
 #[test]
 #[ignore = "child process entry point, started by other tests"]
 fn child_add_several() {
-    if !is_child() {
-        return;
-    }
-    let path = std::env::var("STORE").unwrap();
-    let prefix = std::env::var("PREFIX").unwrap();
-    let store = open(std::path::Path::new(&path));
+    let Some((store, prefix)) = child_store("PREFIX") else { return };
     for i in 0..4 {
         let c = add_labels(&store, &format!("k{prefix}_{i}"), 128, false).unwrap();
         println!("RESULT ok {}", c.version);

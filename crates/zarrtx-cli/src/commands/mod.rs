@@ -34,7 +34,20 @@ pub fn open_write(store: &Path, single_writer: bool) -> CliResult<Store> {
             create: false,
             read_only: false,
             single_writer,
+            durable: durable(),
             ..OpenOptions::default()
         },
     )?)
+}
+
+static DURABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Sets whether writes are fsynced (the global `--no-fsync` flag); the first call wins.
+pub fn set_durable(durable: bool) {
+    let _ = DURABLE.set(durable);
+}
+
+/// Whether writes are fsynced (default true).
+pub fn durable() -> bool {
+    *DURABLE.get().unwrap_or(&true)
 }

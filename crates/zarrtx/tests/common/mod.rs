@@ -95,6 +95,17 @@ pub fn child_results(child: Child) -> Vec<String> {
         .collect()
 }
 
+/// In a child started by `spawn_child`: the store named by `STORE` and the value of `var`; `None` otherwise (the
+/// entry point then does nothing).
+pub fn child_store(var: &str) -> Option<(Store, String)> {
+    if !is_child() {
+        return None;
+    }
+    let path = std::env::var("STORE").expect("STORE is set for children");
+    let value = std::env::var(var).unwrap_or_default();
+    Some((open(Path::new(&path)), value))
+}
+
 /// True when this process was started by `spawn_child`.
 pub fn is_child() -> bool {
     std::env::var_os("ZARRTX_TEST_CHILD").is_some()
