@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::log::reader::{self, read_entry};
 use crate::log::{ElementDescriptor, Op, StoreState, WriterInfo};
+use crate::meta::NodeTree;
 use crate::name::{ElementName, ElementType};
 use crate::probe;
 use crate::progress::{NoProgress, Progress};
@@ -301,18 +302,39 @@ impl Store {
     ) -> Result<CommitInfo> {
         let name = ElementName::new(name)?;
         raster::validate::validate(&name, spec, &source.shape(), source.data_type())?;
-        self.ensure_writable()?;
-        if !options.overwrite {
-            self.latest_state()?.check_free(&name)?;
-        }
         let element_type = match spec.kind {
             RasterKind::Image => ElementType::Images,
             RasterKind::Labels => ElementType::Labels,
         };
+        let write_options = raster::write::WriteOptions { durable: self.inner.durable };
+        self.add_staged(&name, element_type, options.overwrite, |dir| {
+            raster::write::write_element_with(dir, &name, spec, source, options.progress, &write_options)
+        })
+    }
+
+    /// Whether element data is fsynced before it is committed.
+    pub fn durable(&self) -> bool {
+        self.inner.durable
+    }
+
+    /// Adds an element of any type: `write` fills a fresh private directory with the element's complete tree and
+    /// returns its `zarr.json` documents; the element is then committed and installed at `<type>/<name>`.
+    /// Validate the input before calling this: nothing of the store changes when `write` fails.
+    pub fn add_staged(
+        &self,
+        name: &ElementName,
+        element_type: ElementType,
+        overwrite: bool,
+        write: impl FnOnce(&Path) -> Result<NodeTree>,
+    ) -> Result<CommitInfo> {
+        self.ensure_writable()?;
+        if !overwrite {
+            self.latest_state()?.check_free(name)?;
+        }
         let txn = uuid::Uuid::new_v4().to_string();
         // Held until this add returns: tells gc the staging directory is in use, even for hours.
         let in_use = self.storage().lock_exclusive(&layout::staging_lock_key(&txn))?;
-        let result = self.stage_and_commit(&txn, &name, element_type, spec, source, options);
+        let result = self.stage_and_commit(&txn, name, element_type, overwrite, write);
         drop(in_use);
         let _ = self.storage().delete(&layout::staging_lock_key(&txn));
         result
@@ -323,9 +345,8 @@ impl Store {
         txn: &str,
         name: &ElementName,
         element_type: ElementType,
-        spec: &RasterSpec,
-        source: RasterSource<'_>,
-        options: &AddOptions<'_>,
+        overwrite: bool,
+        write: impl FnOnce(&Path) -> Result<NodeTree>,
     ) -> Result<CommitInfo> {
         let staged = layout::staging_key(txn);
         let cleanup = |e: Error| {
@@ -335,15 +356,13 @@ impl Store {
         self.storage().create_dir(&staged).map_err(cleanup)?;
         let dir = self.storage().local_path(&staged).ok_or_else(|| Error::UnsafeMedium {
             path: self.inner.root.clone(),
-            reason: "this storage backend cannot stage raster data yet".into(),
+            reason: "this storage backend cannot stage element data yet".into(),
         })?;
-        let write_options = raster::write::WriteOptions { durable: self.inner.durable };
-        let tree = raster::write::write_element_with(&dir, name, spec, source, options.progress, &write_options)
-            .map_err(cleanup)?;
+        let tree = write(&dir).map_err(cleanup)?;
         let element = ElementDescriptor { name: name.clone(), element_type, tree };
         self.commit(txn, name.as_str(), |state| {
             let displaces = match state.get(name) {
-                Some(old) if options.overwrite => Some((old.element_type, old.name.clone())),
+                Some(old) if overwrite => Some((old.element_type, old.name.clone())),
                 Some(_) => {
                     state.check_free(name)?;
                     None
