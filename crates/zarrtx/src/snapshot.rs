@@ -94,17 +94,30 @@ impl Snapshot {
         let record = self.record(name)?;
         raster_kind(record)?;
         let n = record.name.clone();
-        let gen = generation_id(record.version, &n.collision_key());
+        self.read_with(name, |dir, _| raster::read::read_region(dir, &n, level, region))
+    }
+
+    /// Runs `read` on the directory holding the data of element `name` as committed at this snapshot's
+    /// version, with its committed metadata tree. If a later commit moves that data while `read` runs, the read is
+    /// repeated at the new location, so the result is never torn.
+    pub fn read_with<T>(&self, name: &str, mut read: impl FnMut(&std::path::Path, &NodeTree) -> Result<T>) -> Result<T> {
+        let record = self.record(name)?;
+        let gen = generation_id(record.version, &record.name.collision_key());
         for _ in 0..8 {
             let before = self.store.latest_state()?.displaced.get(&gen).copied();
             let dir = self.locate(record, before.map(|d| d.version))?;
-            let data = raster::read::read_region(&dir, &n, level, region)?;
+            let data = read(&dir, &record.tree)?;
             let after = self.store.latest_state()?.displaced.get(&gen).copied();
             if before == after {
                 return Ok(data);
             }
         }
         Err(Error::Contention { name: name.to_string(), attempts: 8 })
+    }
+
+    /// The committed record of element `name` (type, version, metadata tree).
+    pub fn record_of(&self, name: &str) -> Result<&ElementRecord> {
+        self.record(name)
     }
 
     /// The directory that holds this generation's data now.
