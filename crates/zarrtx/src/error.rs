@@ -77,6 +77,15 @@ pub enum Error {
         /// Why it cannot be read.
         reason: String,
     },
+    /// Another writer changed what this operation was built on (e.g. the table was deleted or replaced while rows
+    /// were being appended); nothing was committed.
+    #[error("conflict on '{name}': {reason}")]
+    Conflict {
+        /// The element concerned.
+        name: String,
+        /// What changed and what to do.
+        reason: String,
+    },
     /// Too many commit attempts lost the race; the operation was not applied.
     #[error("commit of '{name}' did not succeed after {attempts} attempts under contention: nothing was changed, retry later")]
     Contention {

@@ -37,6 +37,8 @@ pub const TRASH_DIR: &str = ".zarrtx/trash";
 pub const TMP_DIR: &str = ".zarrtx/tmp";
 /// Probe files.
 pub const PROBE_DIR: &str = ".zarrtx/probe";
+/// Instance-id index runs of tables.
+pub const TABLE_INDEX_DIR: &str = ".zarrtx/tableidx";
 /// Lock directory.
 pub const LOCK_DIR: &str = ".zarrtx/locks";
 /// The publish lock file.
@@ -70,6 +72,11 @@ pub fn parse_version_file(name: &str) -> Option<u64> {
 /// Key of the staging directory of transaction `txn`.
 pub fn staging_key(txn: &str) -> String {
     format!("{STAGING_DIR}/{txn}")
+}
+
+/// Key of the lock that orders appenders of one table (by collision key).
+pub fn table_lock_key(key: &str) -> String {
+    format!("{LOCK_DIR}/table-{key}.lock")
 }
 
 /// Key of the lock a writer holds on its staging directory while it may still commit it.

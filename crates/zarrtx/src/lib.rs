@@ -21,6 +21,7 @@ pub mod raster;
 pub mod snapshot;
 pub mod storage;
 pub mod store;
+pub mod table_ids;
 pub mod transform;
 
 pub use error::{Error, Result};

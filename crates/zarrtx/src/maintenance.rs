@@ -81,6 +81,16 @@ fn commit_times(store: &Store, head: u64) -> Result<BTreeMap<u64, u64>> {
     Ok(out)
 }
 
+/// Names of the `.zarrtx/tableidx/<dir>` directories that committed tables use.
+fn referenced_index_dirs(state: &StoreState) -> BTreeSet<String> {
+    state
+        .elements
+        .values()
+        .flat_map(|r| r.id_runs.iter())
+        .filter_map(|run| run.strip_prefix(layout::TABLE_INDEX_DIR)?.trim_start_matches('/').split('/').next().map(str::to_string))
+        .collect()
+}
+
 fn trash_version(name: &str) -> Option<u64> {
     name.get(..20)?.parse().ok()
 }
@@ -178,6 +188,12 @@ impl Store {
                 report.leftovers.push(storage.location().join(dir).join(name));
             }
         }
+        let referenced = referenced_index_dirs(&state);
+        for name in storage.list(layout::TABLE_INDEX_DIR)? {
+            if !referenced.contains(&name) {
+                report.leftovers.push(storage.location().join(layout::TABLE_INDEX_DIR).join(name));
+            }
+        }
         for name in storage.list(layout::TRASH_DIR)? {
             report.retained.push(storage.location().join(layout::TRASH_DIR).join(name));
         }
@@ -233,6 +249,14 @@ impl Store {
                 if age(self, &key)? >= grace {
                     remove(key, &mut report)?;
                 }
+            }
+        }
+        // Index runs of tables that no longer exist, or of appends that never committed.
+        let referenced = referenced_index_dirs(&state);
+        for name in storage.list(layout::TABLE_INDEX_DIR)? {
+            let key = format!("{}/{name}", layout::TABLE_INDEX_DIR);
+            if !referenced.contains(&name) && age(self, &key)? >= grace {
+                remove(key, &mut report)?;
             }
         }
         Ok(report)

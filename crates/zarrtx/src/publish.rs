@@ -77,7 +77,22 @@ pub fn view_version(root_doc: &Value) -> Option<u64> {
 fn install(storage: &dyn Storage, version: u64, op: &Op) -> Result<()> {
     match op {
         Op::Init { .. } | Op::Adopt { .. } => Ok(()),
-        Op::Add { element, staged, displaces } => {
+        Op::Append { table, tree, replaced_files, .. } => {
+            let base = layout::element_key(ElementType::Tables, table);
+            // Categories grow before the codes that use them; the region list changes last, so a plain reader
+            // sees the table before or after the append, or fails loudly on mismatched lengths in between.
+            let mut docs: Vec<(&String, &Value)> = tree.iter().collect();
+            docs.sort_by_key(|(rel, _)| (!rel.ends_with("categories"), rel.contains("spatialdata_attrs"), rel.is_empty()));
+            for (rel, doc) in docs {
+                let key = if rel.is_empty() { format!("{base}/zarr.json") } else { format!("{base}/{rel}/zarr.json") };
+                storage.put(&key, &serde_json::to_vec(doc).unwrap_or_default())?;
+            }
+            for (rel, bytes) in replaced_files {
+                storage.put(&format!("{base}/{rel}"), bytes)?;
+            }
+            Ok(())
+        }
+        Op::Add { element, staged, displaces, .. } => {
             let key = element.name.collision_key();
             if let Some((t, n)) = displaces {
                 storage.move_tree(&layout::element_key(*t, n), &layout::trash_key(version, &key))?;

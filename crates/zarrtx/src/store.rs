@@ -327,6 +327,18 @@ impl Store {
         overwrite: bool,
         write: impl FnOnce(&Path) -> Result<NodeTree>,
     ) -> Result<CommitInfo> {
+        self.add_staged_with_runs(name, element_type, overwrite, Vec::new(), write)
+    }
+
+    /// [`Store::add_staged`] for a table whose instance-id index runs (already written) the commit records.
+    pub(crate) fn add_staged_with_runs(
+        &self,
+        name: &ElementName,
+        element_type: ElementType,
+        overwrite: bool,
+        id_runs: Vec<String>,
+        write: impl FnOnce(&Path) -> Result<NodeTree>,
+    ) -> Result<CommitInfo> {
         self.ensure_writable()?;
         if !overwrite {
             self.latest_state()?.check_free(name)?;
@@ -334,7 +346,7 @@ impl Store {
         let txn = uuid::Uuid::new_v4().to_string();
         // Held until this add returns: tells gc the staging directory is in use, even for hours.
         let in_use = self.storage().lock_exclusive(&layout::staging_lock_key(&txn))?;
-        let result = self.stage_and_commit(&txn, name, element_type, overwrite, write);
+        let result = self.stage_and_commit(&txn, name, element_type, overwrite, id_runs, write);
         drop(in_use);
         let _ = self.storage().delete(&layout::staging_lock_key(&txn));
         result
@@ -346,6 +358,7 @@ impl Store {
         name: &ElementName,
         element_type: ElementType,
         overwrite: bool,
+        id_runs: Vec<String>,
         write: impl FnOnce(&Path) -> Result<NodeTree>,
     ) -> Result<CommitInfo> {
         let staged = layout::staging_key(txn);
@@ -369,7 +382,7 @@ impl Store {
                 }
                 None => None,
             };
-            Ok(vec![Op::Add { element: element.clone(), staged: staged.clone(), displaces }])
+            Ok(vec![Op::Add { element: element.clone(), staged: staged.clone(), displaces, id_runs: id_runs.clone() }])
         })
         .map_err(cleanup)
     }

@@ -65,9 +65,32 @@ pub enum Op {
         element: ElementDescriptor,
         /// Key of the staged data, installed at `<type>/<name>` after the commit.
         staged: String,
+        /// Instance-id index runs of a table's initial rows (keys under `.zarrtx/tableidx/`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        id_runs: Vec<String>,
         /// The committed element this one replaces (same name, case-insensitively), when overwriting.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         displaces: Option<(ElementType, ElementName)>,
+    },
+    /// Appends rows to a committed table. The rows' chunks were written beyond the committed length before this
+    /// commit; publishing writes the table's grown `zarr.json` documents and `replaced_files`.
+    Append {
+        /// The table's name as committed.
+        table: ElementName,
+        /// Version of the commit that added this generation of the table.
+        table_version: u64,
+        /// Rows before the append.
+        base_rows: u64,
+        /// Rows appended.
+        new_rows: u64,
+        /// The table's complete metadata tree after the append.
+        tree: NodeTree,
+        /// Small whole files (path relative to the table) written when the append is published.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replaced_files: Vec<(String, Vec<u8>)>,
+        /// Instance-id index runs written by this append (keys under `.zarrtx/tableidx/`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        id_runs: Vec<String>,
     },
     /// Removes an element; its data moves to the trash until gc.
     Delete {
@@ -91,6 +114,9 @@ impl Op {
                 element.name
             ),
             Op::Delete { element_type, name } => format!("delete {element_type}/{name}"),
+            Op::Append { table, base_rows, new_rows, .. } => {
+                format!("append {new_rows} rows to tables/{table} (now {})", base_rows + new_rows)
+            }
         }
     }
 }

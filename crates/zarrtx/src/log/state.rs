@@ -25,6 +25,12 @@ pub struct ElementRecord {
     pub tree: NodeTree,
     /// Where its data was staged (`None` for adopted elements, which were never staged).
     pub staged: Option<String>,
+    /// For tables: version of the last append (equal to `version` before any append).
+    #[serde(default)]
+    pub modified_version: u64,
+    /// For tables: the instance-id index runs committed so far (keys under `.zarrtx/tableidx/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_runs: Vec<String>,
 }
 
 impl ElementRecord {
@@ -74,7 +80,7 @@ impl StoreState {
                 Op::Adopt { root_attributes, elements } => {
                     state.root_attributes = root_attributes.clone();
                     for e in elements {
-                        state.insert(e, entry, None);
+                        state.insert(e, entry, None, Vec::new());
                     }
                 }
                 other => {
@@ -88,7 +94,7 @@ impl StoreState {
         Ok(state)
     }
 
-    fn insert(&mut self, e: &ElementDescriptor, entry: &LogEntry, staged: Option<String>) {
+    fn insert(&mut self, e: &ElementDescriptor, entry: &LogEntry, staged: Option<String>, id_runs: Vec<String>) {
         self.elements.insert(
             e.name.collision_key(),
             ElementRecord {
@@ -99,6 +105,8 @@ impl StoreState {
                 writer: entry.writer.clone(),
                 tree: e.tree.clone(),
                 staged,
+                modified_version: entry.version,
+                id_runs,
             },
         );
     }
@@ -120,10 +128,23 @@ impl StoreState {
         }
         for op in &entry.ops {
             match op {
-                Op::Add { element, staged, .. } => {
+                Op::Add { element, staged, id_runs, .. } => {
                     let key = element.name.collision_key();
                     self.displace(&key, entry.version);
-                    self.insert(element, entry, Some(staged.clone()));
+                    self.insert(element, entry, Some(staged.clone()), id_runs.clone());
+                }
+                Op::Append { table, table_version, tree, id_runs, .. } => {
+                    let record = self
+                        .elements
+                        .get_mut(&table.collision_key())
+                        .filter(|r| r.version == *table_version)
+                        .ok_or_else(|| Error::CorruptMetadata {
+                            path: layout::log_key(entry.version).into(),
+                            reason: format!("append to table '{table}' (version {table_version}), which is not committed"),
+                        })?;
+                    record.tree = tree.clone();
+                    record.modified_version = entry.version;
+                    record.id_runs.extend(id_runs.iter().cloned());
                 }
                 Op::Delete { name, .. } => self.displace(&name.collision_key(), entry.version),
                 Op::Init { .. } | Op::Adopt { .. } => {
