@@ -35,3 +35,7 @@ pub use raster::{
 pub use snapshot::{ElementInfo, Snapshot};
 pub use store::{AddOptions, CommitInfo, CommitRecord, OpenOptions, Store};
 pub use transform::Transformation;
+
+pub mod vector;
+mod store_vector;
+pub use vector::{Geometry, PointsSpec, ShapesData, ShapesIndex, ShapesKind, ShapesSpec, VectorInfo};

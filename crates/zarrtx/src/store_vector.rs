@@ -1,0 +1,96 @@
+//! The store API for points and shapes: adding them through the generic stage-then-commit path
+//! ([`Store::add_staged`]) and reading them back relocation-safely ([`Snapshot::read_with`]).
+
+use crate::error::{Error, Result};
+use crate::name::{ElementName, ElementType};
+use crate::snapshot::Snapshot;
+use crate::store::{AddOptions, CommitInfo, Store};
+use crate::vector::{self, PointsSpec, ShapesData, ShapesSpec, VectorInfo};
+use arrow_array::RecordBatch;
+
+impl Store {
+    /// Adds a points element from record batches with columns `x`, `y` (optionally `z`; int32, int64, float32 or
+    /// float64, no nulls) and any others. Everything is validated first (nothing is written for bad input); the
+    /// data is then written as `points.parquet/part.N.parquet` into a private staging directory, committed, and
+    /// installed at `points/<name>`.
+    pub fn add_points(
+        &self,
+        name: &str,
+        batches: &[RecordBatch],
+        spec: &PointsSpec,
+        options: &AddOptions<'_>,
+    ) -> Result<CommitInfo> {
+        let name = ElementName::new(name)?;
+        vector::points::validate(&name, batches, spec)?;
+        let durable = self.durable();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        options.progress.set_total(rows as u64);
+        let info = self.add_staged(&name, ElementType::Points, options.overwrite, |dir| {
+            vector::points::write_element(dir, &name, batches, spec, durable)
+        })?;
+        options.progress.advance(rows as u64);
+        Ok(info)
+    }
+
+    /// Adds a shapes element: circles (point geometries with a radius) or polygons/multipolygons, with optional
+    /// extra columns and index. Validated first (nothing is written for bad input), then written as one
+    /// GeoParquet file into a private staging directory, committed, and installed at `shapes/<name>`.
+    pub fn add_shapes(
+        &self,
+        name: &str,
+        data: &ShapesData,
+        spec: &ShapesSpec,
+        options: &AddOptions<'_>,
+    ) -> Result<CommitInfo> {
+        let name = ElementName::new(name)?;
+        vector::shapes::validate(&name, data, spec)?;
+        // Encoding problems (e.g. a column type Parquet cannot hold) surface here, before the store is touched.
+        vector::shapes::to_record_batch(&name, data)?;
+        let durable = self.durable();
+        let n = data.geometry.len() as u64;
+        options.progress.set_total(n);
+        let info = self.add_staged(&name, ElementType::Shapes, options.overwrite, |dir| {
+            vector::shapes::write_element(dir, &name, data, spec, durable)
+        })?;
+        options.progress.advance(n);
+        Ok(info)
+    }
+}
+
+fn expect_type(snap: &Snapshot, name: &str, want: ElementType) -> Result<()> {
+    let record = snap.record_of(name)?;
+    if record.element_type != want {
+        return Err(Error::InvalidElement {
+            name: record.name.to_string(),
+            reason: format!("it is a {} element, not {want}", record.element_type),
+        });
+    }
+    Ok(())
+}
+
+impl Snapshot {
+    /// Every row of points element `name` as committed at this snapshot's version, part file by part file
+    /// (without the dask index column).
+    pub fn read_points(&self, name: &str) -> Result<Vec<RecordBatch>> {
+        expect_type(self, name, ElementType::Points)?;
+        self.read_with(name, |dir, _| vector::points::read_element(dir))
+    }
+
+    /// Shapes element `name` as committed at this snapshot's version.
+    pub fn read_shapes(&self, name: &str) -> Result<ShapesData> {
+        expect_type(self, name, ElementType::Shapes)?;
+        self.read_with(name, |dir, _| vector::shapes::read_element(dir))
+    }
+
+    /// Rows, columns, geometry types, keys and transformations of a points or shapes element.
+    pub fn vector_info(&self, name: &str) -> Result<VectorInfo> {
+        let ty = self.record_of(name)?.element_type;
+        if !matches!(ty, ElementType::Points | ElementType::Shapes) {
+            return Err(Error::InvalidElement {
+                name: name.to_string(),
+                reason: format!("it is a {ty} element, not points or shapes"),
+            });
+        }
+        self.read_with(name, |dir, tree| vector::describe(ty, dir, tree))
+    }
+}

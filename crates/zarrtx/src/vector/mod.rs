@@ -1,0 +1,17 @@
+//! Points and shapes elements (spatialdata's Parquet-backed element types): validation against spatialdata 0.8's
+//! models, writing the element tree (dask-style part files for points, one GeoParquet file for shapes, and the
+//! group `zarr.json` with spatialdata's attributes), reading back, and describing.
+//!
+//! The store-level entry points are `Store::add_points`, `Store::add_shapes`, `Snapshot::read_points`,
+//! `Snapshot::read_shapes` and `Snapshot::vector_info`.
+
+pub mod info;
+pub mod points;
+pub mod shapes;
+pub mod wkb;
+
+mod common;
+
+pub use info::{describe, VectorInfo};
+pub use points::PointsSpec;
+pub use shapes::{Geometry, ShapesData, ShapesIndex, ShapesKind, ShapesSpec};
