@@ -72,6 +72,11 @@ pub enum Command {
     AddImage(AddArgs),
     /// Add a labels element (axes y,x or z,y,x; integer dtype) from a .npy or .tif file.
     AddLabels(AddArgs),
+    /// Add a points element from a .parquet or .csv file with columns x, y (optionally z) and any others.
+    AddPoints(AddPointsArgs),
+    /// Add a shapes element (circles, polygons or multipolygons) from a GeoParquet, .parquet/.csv (x,y,radius)
+    /// or .geojson file.
+    AddShapes(AddShapesArgs),
     /// Delete an element.
     Rm {
         /// The store directory.
@@ -156,6 +161,50 @@ pub struct AddArgs {
     pub overwrite: bool,
 }
 
+/// Arguments of `add-points`.
+#[derive(Debug, Args)]
+pub struct AddPointsArgs {
+    /// The store directory.
+    pub store: PathBuf,
+    /// The new element's name (letters, digits, '_', '-', '.').
+    pub name: String,
+    /// The points: a .parquet file or a .csv file with a header, columns x, y (optionally z; numeric) and any
+    /// others.
+    pub input: PathBuf,
+    /// The column naming each point's feature (e.g. gene); stored as categorical.
+    #[arg(long, value_name = "COLUMN")]
+    pub feature_key: Option<String>,
+    /// The column naming each point's instance (e.g. cell id).
+    #[arg(long, value_name = "COLUMN")]
+    pub instance_key: Option<String>,
+    /// Coordinate transformation CS=SPEC (repeatable), over the axes x,y (or x,y,z): identity, scale:2,2,
+    /// translation:10,20, affine:[[...],...] or sequence:SPEC;SPEC.
+    #[arg(long = "transform", value_parser = transform_arg::parse_transform_arg, value_name = "CS=SPEC")]
+    pub transforms: Vec<TransformArg>,
+    /// Replace an existing element of the same name.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Arguments of `add-shapes`.
+#[derive(Debug, Args)]
+pub struct AddShapesArgs {
+    /// The store directory.
+    pub store: PathBuf,
+    /// The new element's name (letters, digits, '_', '-', '.').
+    pub name: String,
+    /// The shapes: a GeoParquet file (WKB Point with a radius column, Polygon, MultiPolygon), a plain .parquet or
+    /// .csv file with columns x, y, radius (circles), or a .geojson file (Point features need a radius property).
+    pub input: PathBuf,
+    /// Coordinate transformation CS=SPEC (repeatable), over the axes x,y: identity, scale:2,2,
+    /// translation:10,20, affine:[[...],...] or sequence:SPEC;SPEC.
+    #[arg(long = "transform", value_parser = transform_arg::parse_transform_arg, value_name = "CS=SPEC")]
+    pub transforms: Vec<TransformArg>,
+    /// Replace an existing element of the same name.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
 /// Parses `--compression`: `zstd`, `zstd:LEVEL`, `blosc`, `blosc:CNAME:CLEVEL` or `none`.
 pub fn parse_compression(s: &str) -> Result<Compression, String> {
     let parts: Vec<&str> = s.split(':').collect();
@@ -211,6 +260,8 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Log { store, json } => commands::log::run(&store, json),
         Command::AddImage(args) => commands::add::run(zarrtx::RasterKind::Image, args, single_writer),
         Command::AddLabels(args) => commands::add::run(zarrtx::RasterKind::Labels, args, single_writer),
+        Command::AddPoints(args) => commands::add_vector::run_points(args, single_writer),
+        Command::AddShapes(args) => commands::add_vector::run_shapes(args, single_writer),
         Command::Rm { store, name } => commands::rm::run(&store, &name, single_writer),
         Command::Read {
             store,

@@ -41,6 +41,63 @@ fn raster_json(snap: &Snapshot, name: &str) -> CliResult<Map<String, Value>> {
     Ok(m)
 }
 
+/// Points or shapes details of `name` as JSON fields (`rows`, `files`, `axes`, `columns`, `geometry_types`,
+/// `feature_key`, `instance_key`, `coordinate_systems`, `transformations`).
+fn vector_json(snap: &Snapshot, name: &str) -> CliResult<Map<String, Value>> {
+    let v = snap.vector_info(name)?;
+    let mut m = Map::new();
+    m.insert("rows".into(), json!(v.n_rows));
+    m.insert("files".into(), json!(v.files));
+    m.insert("axes".into(), json!(v.axes));
+    m.insert(
+        "columns".into(),
+        Value::Array(v.columns.iter().map(|(n, t)| json!({"name": n, "dtype": t})).collect()),
+    );
+    if v.element_type == ElementType::Shapes {
+        m.insert("geometry_types".into(), json!(v.geometry_types));
+    } else {
+        m.insert("feature_key".into(), json!(v.feature_key));
+        m.insert("instance_key".into(), json!(v.instance_key));
+    }
+    m.insert("coordinate_systems".into(), json!(v.transformations.keys().collect::<Vec<_>>()));
+    m.insert(
+        "transformations".into(),
+        Value::Object(v.transformations.iter().map(|(k, t)| (k.clone(), json!(format_spec(t)))).collect()),
+    );
+    Ok(m)
+}
+
+/// The text lines `info` prints for a points or shapes element.
+fn vector_text(snap: &Snapshot, name: &str) -> String {
+    let v = match snap.vector_info(name) {
+        Ok(v) => v,
+        Err(err) => return format!("  (cannot describe: {err})\n"),
+    };
+    let mut out = String::new();
+    if v.element_type == ElementType::Shapes {
+        let kind = if v.geometry_types == ["Point"] { " (circles)" } else { "" };
+        out.push_str(&format!(
+            "  {} shape(s), geometry {}{kind}, axes {}\n",
+            v.n_rows,
+            v.geometry_types.join(", "),
+            v.axes.join(",")
+        ));
+    } else {
+        out.push_str(&format!("  {} point(s) in {} file(s), axes {}\n", v.n_rows, v.files, v.axes.join(",")));
+        if let Some(k) = &v.feature_key {
+            out.push_str(&format!("  feature_key: {k}\n"));
+        }
+        if let Some(k) = &v.instance_key {
+            out.push_str(&format!("  instance_key: {k}\n"));
+        }
+    }
+    let cols: Vec<String> = v.columns.iter().map(|(n, t)| format!("{n} ({t})")).collect();
+    out.push_str(&format!("  columns: {}\n", cols.join(", ")));
+    let cs: Vec<String> = v.transformations.iter().map(|(k, t)| format!("{k} ({})", format_spec(t))).collect();
+    out.push_str(&format!("  coordinate systems: {}\n", cs.join(", ")));
+    out
+}
+
 /// Runs `info`.
 pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> {
     let s = open_read(store)?;
@@ -58,6 +115,14 @@ pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> 
             if matches!(e.element_type, ElementType::Images | ElementType::Labels) {
                 // One element whose metadata cannot be described must not hide the others.
                 match raster_json(&snap, &e.name) {
+                    Ok(m) => obj.extend(m),
+                    Err(err) => {
+                        obj.insert("error".into(), json!(err.message));
+                    }
+                }
+            }
+            if matches!(e.element_type, ElementType::Points | ElementType::Shapes) {
+                match vector_json(&snap, &e.name) {
                     Ok(m) => obj.extend(m),
                     Err(err) => {
                         obj.insert("error".into(), json!(err.message));
@@ -88,6 +153,9 @@ pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> 
             e.version,
             writer_text(&e.writer)
         ));
+        if matches!(e.element_type, ElementType::Points | ElementType::Shapes) {
+            out.push_str(&vector_text(&snap, &e.name));
+        }
         if matches!(e.element_type, ElementType::Images | ElementType::Labels) {
             let r = match snap.raster_info(&e.name) {
                 Ok(r) => r,

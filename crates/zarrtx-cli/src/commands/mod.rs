@@ -1,6 +1,7 @@
 //! One module per command group, each with a `run` function returning the process exit code.
 
 pub mod add;
+pub mod add_vector;
 pub mod demo;
 pub mod gc;
 pub mod info;

@@ -6,8 +6,11 @@
 //! produce either the whole array in memory or, for `.npy` files larger than [`stream_threshold`], a stream of
 //! blocks read from the file as the engine consumes them.
 
+pub mod csv;
+pub mod geojson;
 pub mod npy;
 pub mod tiff;
+pub mod vector;
 
 use crate::cli_error::{CliError, CliResult};
 use ndarray::{ArrayD, Axis};
