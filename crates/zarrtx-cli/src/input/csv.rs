@@ -1,6 +1,7 @@
 //! A small CSV reader (RFC 4180: comma separated, a header row, `"`-quoted fields with `""` escapes, LF or CRLF
 //! line ends) that infers one Arrow type per column: int64 when every non-empty cell is an integer, float64 when
-//! every non-empty cell is a number (`nan`/`inf` included), else utf8. Empty cells are nulls.
+//! every non-empty cell is a number (`nan`/`inf` included; also columns without any value), else utf8. Empty
+//! cells are nulls.
 
 use crate::cli_error::{CliError, CliResult};
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -80,7 +81,8 @@ fn column(values: &[&str]) -> ArrayRef {
     if non_empty().all(|v| v.trim().parse::<i64>().is_ok()) && non_empty().next().is_some() {
         return Arc::new(values.iter().map(|v| cell(v).map(|s| s.parse::<i64>().unwrap())).collect::<Int64Array>());
     }
-    if non_empty().all(|v| v.trim().parse::<f64>().is_ok()) && non_empty().next().is_some() {
+    // Like pandas: a column without any value (or a file without rows) reads as float64.
+    if non_empty().all(|v| v.trim().parse::<f64>().is_ok()) {
         return Arc::new(values.iter().map(|v| cell(v).map(|s| s.parse::<f64>().unwrap())).collect::<Float64Array>());
     }
     Arc::new(values.iter().map(|v| (!v.is_empty()).then_some(*v)).collect::<StringArray>())
