@@ -39,3 +39,4 @@ pub use transform::Transformation;
 pub mod vector;
 mod store_vector;
 pub use vector::{Geometry, PointsSpec, ShapesData, ShapesIndex, ShapesKind, ShapesSpec, VectorInfo};
+pub mod table;
