@@ -22,6 +22,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod store;
 pub mod table_ids;
+mod store_table;
 pub mod transform;
 
 pub use error::{Error, Result};
