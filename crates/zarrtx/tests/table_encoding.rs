@@ -49,7 +49,7 @@ fn csr(rows: usize, n_vars: usize, offset: usize) -> Matrix {
     for r in 0..rows {
         let g = r + offset;
         for c in 0..n_vars {
-            if (g + c) % 3 == 0 {
+            if (g + c).is_multiple_of(3) {
                 data.push((g * 10 + c) as f32);
                 indices.push(c as i64);
             }
@@ -69,7 +69,7 @@ fn csr(rows: usize, n_vars: usize, offset: usize) -> Matrix {
 fn cells(rows: usize, offset: usize, regions: &[&str], n_vars: usize) -> TableData {
     let ids: Vec<String> = (offset..offset + rows).map(|i| format!("cell{i}")).collect();
     let region_keys: Vec<Option<i32>> = (0..rows).map(|i| Some((i % regions.len()) as i32)).collect();
-    let instance: Vec<i64> = (offset..offset + rows).map(|i| (i / regions.len()) as i64 + 1).collect();
+    let instance: Vec<i64> = (offset..offset + rows).map(|i| i as i64 + 1).collect();
     let kinds = ["T", "B", "NK"];
     let obs = batch(vec![
         ("cell_id", Arc::new(StringArray::from(ids)) as ArrayRef),

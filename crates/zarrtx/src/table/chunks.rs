@@ -345,7 +345,7 @@ where
     }
     let width = shape.get(1).copied().unwrap_or(1);
     let (cr, cc) = (grid[0], grid.get(1).copied().unwrap_or(1));
-    let n = if width == 0 { 0 } else { data.len() as u64 / width };
+    let n = (data.len() as u64).checked_div(width).unwrap_or(0);
     if n * width != data.len() as u64 || start + n > shape[0] {
         return Err(io.zarr_err(path, format!("{} values do not fit rows {start}.. of shape {shape:?}", data.len())));
     }

@@ -268,8 +268,9 @@ pub(crate) fn kind_for_arrow(name: &ElementName, col: &str, arr: &dyn Array, min
         return Ok(if nulls { ColKind::NullableStr } else { ColKind::Str });
     }
     if let Some((_, cats)) = dictionary(arr) {
+        let distinct = cats.iter().collect::<std::collections::HashSet<_>>().len();
         return Ok(ColKind::Categorical {
-            codes: codes_type(cats.len(), min16).to_string(),
+            codes: codes_type(distinct, min16).to_string(),
             ordered: false,
         });
     }
@@ -387,7 +388,21 @@ pub(crate) fn encode_column(
                     if let Some(k) = keys.iter().find(|&&k| k >= dict.len() as i64) {
                         return Err(invalid(name, format!("column '{col}': dictionary key {k} is out of range")));
                     }
-                    (keys, dict)
+                    // Categories are the distinct dictionary values in order (a concatenation of dictionary arrays
+                    // may repeat values); codes point at each value's first occurrence.
+                    let mut first: HashMap<&str, i64> = HashMap::with_capacity(dict.len());
+                    let mut categories = Vec::with_capacity(dict.len());
+                    let remap: Vec<i64> = dict
+                        .iter()
+                        .map(|v| {
+                            *first.entry(v.as_str()).or_insert_with(|| {
+                                categories.push(v.clone());
+                                categories.len() as i64 - 1
+                            })
+                        })
+                        .collect();
+                    let codes = keys.iter().map(|&k| if k < 0 { -1 } else { remap[k as usize] }).collect();
+                    (codes, categories)
                 }
                 Some(existing) => {
                     let mut pos: HashMap<&str, i64> =

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// read it, so that a table zarrtx writes always loads:
 /// - obs/var: the index column exists, is Utf8, has no nulls and unique values; column names are valid
 ///   spatialdata names (letters, digits, `_-.`, not starting with `__`), not `_index`, unique case-insensitively;
-///   every column has a supported type (integer, float, boolean, Utf8, Dictionary of Utf8 with unique values);
+///   every column has a supported type (integer, float, boolean, Utf8, Dictionary of Utf8; repeated dictionary
+///   values are merged into one category);
 /// - X and layers are `n_obs × n_vars` (CSR: consistent `indptr`, `indices` within `n_vars`); obsm/varm arrays are
 ///   2-D with `n_obs`/`n_vars` rows; keys of layers/obsm/varm/uns are valid names; `uns` does not hold
 ///   `spatialdata_attrs` (it is written from `annotation`);
@@ -150,12 +151,6 @@ fn check_dataframe(name: &ElementName, which: &str, batch: &RecordBatch, index: 
         check_key(name, &format!("{which} column"), c)?;
         kind_for_arrow(name, c, col.as_ref(), false)?;
         if let Some((keys, cats)) = dictionary(col.as_ref()) {
-            if let Some(d) = first_duplicate(cats.iter().map(String::as_str)) {
-                return Err(invalid(
-                    name,
-                    format!("{which} column '{c}': the dictionary holds '{d}' twice; categories must be unique"),
-                ));
-            }
             if keys.iter().any(|&k| k >= cats.len() as i64) {
                 return Err(invalid(name, format!("{which} column '{c}': a dictionary key is out of range")));
             }
