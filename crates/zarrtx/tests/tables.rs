@@ -291,3 +291,70 @@ fn bad_rows_are_refused_and_the_table_is_unchanged() {
     store.gc(Duration::ZERO).unwrap();
     assert!(store.verify().unwrap().is_clean());
 }
+
+#[test]
+fn appends_race_with_element_adds_deletes_and_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.zarr");
+    let store = open(&path);
+    store.add_table("cells", &rows("seed", 0, 5), &Default::default()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let store = open(&path);
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let snap = store.snapshot(None).unwrap();
+                let got = table_rows(&store, Some(snap.version()), "cells");
+                // Every region holds whole batches of 20 rows (the seed region 5).
+                let mut per: BTreeMap<String, usize> = BTreeMap::new();
+                for (r, _) in got {
+                    *per.entry(r).or_default() += 1;
+                }
+                for (r, n) in per {
+                    assert!(r == "seed" || n % 20 == 0, "{r}: {n} rows is not a committed state");
+                }
+                for e in snap.elements().into_iter().filter(|e| e.element_type == zarrtx::ElementType::Labels) {
+                    assert_eq!(read_labels(&store, Some(snap.version()), &e.name), labels_data(&e.name, 32));
+                }
+                reads += 1;
+            }
+            reads
+        });
+        let appenders: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                s.spawn(move || {
+                    let store = open(&path);
+                    for b in 0..5 {
+                        store.append("cells", &rows(&format!("w{t}"), b * 20, 20)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let editors: Vec<_> = (0..2)
+            .map(|t| {
+                let path = path.clone();
+                s.spawn(move || {
+                    let store = open(&path);
+                    for i in 0..5 {
+                        let name = format!("l{t}_{i}");
+                        add_labels(&store, &name, 32, false).unwrap();
+                        if i % 2 == 0 {
+                            store.delete(&name).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in appenders.into_iter().chain(editors) {
+            h.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
+    });
+    let want = [("seed", 0, 5usize), ("w0", 0, 100), ("w1", 0, 100), ("w2", 0, 100), ("w3", 0, 100)];
+    assert_eq!(table_rows(&store, None, "cells"), expected(&want));
+    assert_eq!(store.snapshot(None).unwrap().elements().len(), 1 + 2 * 2);
+    assert!(store.verify().unwrap().is_clean());
+}
