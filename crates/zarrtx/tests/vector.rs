@@ -160,7 +160,7 @@ fn points_3d_integer_coordinates_transformations_and_empty_elements() {
 
     // A tile without points is still an element (dask reads a zero-row part).
     let empty = RecordBatch::new_empty(b.schema());
-    store.add_points("none", &[empty.clone()], &PointsSpec::default(), &AddOptions::default()).unwrap();
+    store.add_points("none", std::slice::from_ref(&empty), &PointsSpec::default(), &AddOptions::default()).unwrap();
     let back = store.snapshot(None).unwrap().read_points("none").unwrap();
     assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
     assert_eq!(back[0].schema().fields().len(), 3);
@@ -268,17 +268,17 @@ fn bad_points_are_refused_and_the_store_is_unchanged() {
     let b2 = xy(Arc::new(Int64Array::from(vec![1])), f(vec![2.0]));
     expect_refused_points(&store, &[b1.clone(), b2], &d, "same columns");
     let missing_key = PointsSpec { feature_key: Some("gene".into()), ..Default::default() };
-    expect_refused_points(&store, &[b1.clone()], &missing_key, "feature_key 'gene' is not a column");
+    expect_refused_points(&store, std::slice::from_ref(&b1), &missing_key, "feature_key 'gene' is not a column");
     let numeric_feature = PointsSpec { feature_key: Some("x".into()), ..Default::default() };
-    expect_refused_points(&store, &[b1.clone()], &numeric_feature, "categorical");
+    expect_refused_points(&store, std::slice::from_ref(&b1), &numeric_feature, "categorical");
     let missing_instance = PointsSpec { instance_key: Some("cell".into()), ..Default::default() };
-    expect_refused_points(&store, &[b1.clone()], &missing_instance, "instance_key 'cell' is not a column");
+    expect_refused_points(&store, std::slice::from_ref(&b1), &missing_instance, "instance_key 'cell' is not a column");
     let mut bad_t = PointsSpec::default();
     bad_t.transformations.insert("global".into(), Transformation::Scale(vec![1.0, 2.0, 3.0]));
-    expect_refused_points(&store, &[b1.clone()], &bad_t, "one value per axis");
+    expect_refused_points(&store, std::slice::from_ref(&b1), &bad_t, "one value per axis");
     let mut nan_t = PointsSpec::default();
     nan_t.transformations.insert("global".into(), Transformation::Translation(vec![f64::NAN, 0.0]));
-    expect_refused_points(&store, &[b1.clone()], &nan_t, "NaN");
+    expect_refused_points(&store, std::slice::from_ref(&b1), &nan_t, "NaN");
     let dup = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("x", DataType::Float64, false),
@@ -291,7 +291,7 @@ fn bad_points_are_refused_and_the_store_is_unchanged() {
     expect_refused_points(&store, &[dup], &d, "appears twice");
     // Invalid names and taken names are refused too, with the store unchanged.
     let before = fingerprint(store.root());
-    assert!(matches!(store.add_points("a b", &[b1.clone()], &d, &AddOptions::default()), Err(Error::InvalidName { .. })));
+    assert!(matches!(store.add_points("a b", std::slice::from_ref(&b1), &d, &AddOptions::default()), Err(Error::InvalidName { .. })));
     assert!(matches!(store.add_points("OK", &[b1], &d, &AddOptions::default()), Err(Error::ElementExists { .. })));
     assert_eq!(before, fingerprint(store.root()));
 }
