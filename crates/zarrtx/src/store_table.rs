@@ -86,6 +86,11 @@ impl Store {
                 new_runs.extend(table_ids::write_runs(self.storage(), &ids)?);
             }
             table::write_append(&dir, &record.name, &record.tree, &plan, rows, self.durable())?;
+            // The grown region list too, before the commit: it keeps the committed regions first, so readers
+            // bounded by any committed shape read a correct prefix, and a snapshot at the new version finds it.
+            for (rel, bytes) in &plan.replaced_files {
+                self.storage().put(&format!("{dir_key}/{rel}"), bytes)?;
+            }
             let txn = uuid::Uuid::new_v4().to_string();
             let result = self.commit(&txn, name.as_str(), |state| {
                 let current = state
