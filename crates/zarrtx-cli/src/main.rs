@@ -77,6 +77,10 @@ pub enum Command {
     /// Add a shapes element (circles, polygons or multipolygons) from a GeoParquet, .parquet/.csv (x,y,radius)
     /// or .geojson file.
     AddShapes(AddShapesArgs),
+    /// Add an AnnData table from an obs file (.parquet/.csv), an optional dense X (.npy/.parquet) and var names.
+    AddTable(commands::table::AddTableArgs),
+    /// Append rows to a table (creating it if missing); safe from many processes at once.
+    Append(commands::table::AppendArgs),
     /// Delete an element.
     Rm {
         /// The store directory.
@@ -262,6 +266,8 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::AddLabels(args) => commands::add::run(zarrtx::RasterKind::Labels, args, single_writer),
         Command::AddPoints(args) => commands::add_vector::run_points(args, single_writer),
         Command::AddShapes(args) => commands::add_vector::run_shapes(args, single_writer),
+        Command::AddTable(args) => commands::table::run_add(args, single_writer),
+        Command::Append(args) => commands::table::run_append(args, single_writer),
         Command::Rm { store, name } => commands::rm::run(&store, &name, single_writer),
         Command::Read {
             store,

@@ -98,6 +98,68 @@ fn vector_text(snap: &Snapshot, name: &str) -> String {
     out
 }
 
+/// Table details of `name` as JSON fields (`n_obs`, `n_vars`, `x`, `obs_index`, `columns`, `regions`,
+/// `region_key`, `instance_key`, `layers`, `obsm`), from its metadata alone.
+fn table_json(snap: &Snapshot, name: &str) -> CliResult<Map<String, Value>> {
+    let t = snap.table_info(name)?;
+    let mut m = Map::new();
+    m.insert("n_obs".into(), json!(t.n_obs));
+    m.insert("n_vars".into(), json!(t.n_vars));
+    m.insert("x".into(), json!(t.x));
+    m.insert("obs_index".into(), json!(t.obs_index));
+    m.insert(
+        "columns".into(),
+        Value::Array(
+            t.columns
+                .iter()
+                .map(|c| json!({"name": c.name, "encoding": c.encoding, "dtype": c.data_type.to_string()}))
+                .collect(),
+        ),
+    );
+    m.insert("regions".into(), json!(t.regions));
+    m.insert("region_key".into(), json!(t.region_key));
+    m.insert("instance_key".into(), json!(t.instance_key));
+    m.insert("layers".into(), json!(t.layers));
+    m.insert("obsm".into(), json!(t.obsm));
+    Ok(m)
+}
+
+/// The text lines `info` prints for a table.
+fn table_text(snap: &Snapshot, name: &str) -> String {
+    let t = match snap.table_info(name) {
+        Ok(t) => t,
+        Err(err) => return format!("  (cannot describe: {err})\n"),
+    };
+    let mut out = format!(
+        "  {} obs × {} vars{}\n",
+        t.n_obs,
+        t.n_vars,
+        t.x.as_ref().map(|x| format!(", X {x}")).unwrap_or_default()
+    );
+    if let (Some(rk), Some(ik)) = (&t.region_key, &t.instance_key) {
+        out.push_str(&format!("  region_key: {rk}, instance_key: {ik}\n"));
+        let shown: Vec<&str> = t.regions.iter().take(20).map(String::as_str).collect();
+        let more = if t.regions.len() > 20 { format!(", … +{}", t.regions.len() - 20) } else { String::new() };
+        out.push_str(&format!("  regions ({}): {}{more}\n", t.regions.len(), shown.join(", ")));
+    }
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| match c.encoding.as_str() {
+            "array" => format!("{} ({})", c.name, c.data_type.to_string().to_lowercase()),
+            enc => format!("{} ({enc})", c.name),
+        })
+        .collect();
+    out.push_str(&format!("  obs index: {}; columns: {}\n", t.obs_index, cols.join(", ")));
+    if !t.layers.is_empty() {
+        out.push_str(&format!("  layers: {}\n", t.layers.join(", ")));
+    }
+    if !t.obsm.is_empty() {
+        out.push_str(&format!("  obsm: {}\n", t.obsm.join(", ")));
+    }
+    out
+}
+
 /// Runs `info`.
 pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> {
     let s = open_read(store)?;
@@ -123,6 +185,14 @@ pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> 
             }
             if matches!(e.element_type, ElementType::Points | ElementType::Shapes) {
                 match vector_json(&snap, &e.name) {
+                    Ok(m) => obj.extend(m),
+                    Err(err) => {
+                        obj.insert("error".into(), json!(err.message));
+                    }
+                }
+            }
+            if e.element_type == ElementType::Tables {
+                match table_json(&snap, &e.name) {
                     Ok(m) => obj.extend(m),
                     Err(err) => {
                         obj.insert("error".into(), json!(err.message));
@@ -155,6 +225,9 @@ pub fn run(store: &Path, at_version: Option<u64>, json: bool) -> CliResult<i32> 
         ));
         if matches!(e.element_type, ElementType::Points | ElementType::Shapes) {
             out.push_str(&vector_text(&snap, &e.name));
+        }
+        if e.element_type == ElementType::Tables {
+            out.push_str(&table_text(&snap, &e.name));
         }
         if matches!(e.element_type, ElementType::Images | ElementType::Labels) {
             let r = match snap.raster_info(&e.name) {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod log;
 pub mod read;
 pub mod rm;
+pub mod table;
 pub mod verify;
 
 use crate::cli_error::CliResult;
