@@ -441,10 +441,15 @@ fn demo_writes_every_element_from_separate_processes() {
     assert!(out.contains("elements present: 12/12"), "{out}");
     assert!(out.contains("spatialdata"), "{out}");
     let info = json(&[&"info", &store, &"--json"]);
-    let els = info["elements"].as_array().unwrap();
-    assert_eq!(els.len(), 12);
+    let all = info["elements"].as_array().unwrap();
+    assert_eq!(all.len(), 13, "12 rasters and the shared table");
+    let table = all.iter().find(|e| e["name"] == "cells").expect("the shared table");
+    assert_eq!(table["type"], "tables");
+    assert_eq!(table["regions"].as_array().unwrap().len(), 6, "one region per labels element");
+    assert!(out.contains("every worker's cells present exactly once"), "{out}");
+    let els: Vec<&serde_json::Value> = all.iter().filter(|e| e["name"] != "cells").collect();
     let mut pids = std::collections::BTreeSet::new();
-    for e in els {
+    for e in &els {
         let name = e["name"].as_str().unwrap();
         let worker: usize = name[1..3].parse().unwrap();
         assert_eq!(e["writer"]["label"], format!("worker-{worker}"), "{name}");

@@ -17,7 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
+use zarrtx::table::{Annotation, Matrix, TableData};
 use zarrtx::{AddOptions, OpenOptions, Pyramid, RasterArray, RasterKind, RasterSource, RasterSpec, Store, WriterInfo};
+
+/// The one table every worker appends its cells to.
+pub const DEMO_TABLE: &str = "cells";
 
 /// Arguments of `zarrtx demo`.
 #[derive(Debug, Args)]
@@ -77,6 +81,54 @@ pub fn is_demo_name(name: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let kind_and_k = rest.strip_prefix("image_").or_else(|| rest.strip_prefix("labels_"));
     digits(worker) && kind_and_k.is_some_and(digits)
+}
+
+/// The rows worker `worker` appends for its `k`-th labels element: one per cell (label id), region = the labels
+/// element, instance id = the label id, the cell's area in pixels, and X = the mean of each image channel over it.
+pub fn cell_rows(worker: usize, k: usize, labels: &ArrayD<i32>, image: &Array3<u16>) -> TableData {
+    use arrow_array::types::Int32Type;
+    use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let mut stats: BTreeMap<i32, (u64, [f64; 3])> = BTreeMap::new();
+    for ((y, x), &id) in labels.view().into_dimensionality::<ndarray::Ix2>().expect("2-D labels").indexed_iter() {
+        if id != 0 {
+            let e = stats.entry(id).or_insert((0, [0.0; 3]));
+            e.0 += 1;
+            for c in 0..3 {
+                e.1[c] += image[[c, y, x]] as f64;
+            }
+        }
+    }
+    let region = labels_name(worker, k);
+    let n = stats.len();
+    let ids: Vec<i32> = stats.keys().copied().collect();
+    let keys = Int32Array::from(vec![0; n]);
+    let region_col = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(vec![region.as_str()])))
+        .expect("valid dictionary");
+    let obs = RecordBatch::try_from_iter(vec![
+        ("cell", Arc::new(StringArray::from(ids.iter().map(|i| format!("{region}_{i}")).collect::<Vec<_>>())) as ArrayRef),
+        ("region", Arc::new(region_col) as ArrayRef),
+        ("instance_id", Arc::new(Int32Array::from(ids.clone())) as ArrayRef),
+        ("area", Arc::new(Float64Array::from(stats.values().map(|s| s.0 as f64).collect::<Vec<_>>())) as ArrayRef),
+        ("worker", Arc::new(Int32Array::from(vec![worker as i32; n])) as ArrayRef),
+    ])
+    .expect("consistent columns");
+    let var = RecordBatch::try_from_iter(vec![(
+        "channel",
+        Arc::new(StringArray::from(vec!["gradient", "checker", "rings"])) as ArrayRef,
+    )])
+    .expect("one column");
+    let means: Vec<f32> = stats.values().flat_map(|(a, sums)| sums.map(|v| (v / *a as f64) as f32)).collect();
+    let mut t = TableData::new(obs, "cell", var, "channel");
+    t.x = Some(Matrix::Dense(RasterArray::F32(ArrayD::from_shape_vec(IxDyn(&[n, 3]), means).expect("n × 3"))));
+    t.annotation = Some(Annotation { region: vec![region], region_key: "region".into(), instance_key: "instance_id".into() });
+    t
+}
+
+/// The label ids present in `labels` (excluding background 0), sorted.
+pub fn label_ids(labels: &ArrayD<i32>) -> Vec<i64> {
+    let set: std::collections::BTreeSet<i64> = labels.iter().filter(|&&v| v != 0).map(|&v| v as i64).collect();
+    set.into_iter().collect()
 }
 
 /// A synthetic 3-channel `uint16` image: a diagonal gradient, a checkerboard shifted per worker, and rings.
@@ -160,6 +212,7 @@ pub fn worker(args: WorkerArgs) -> CliResult<i32> {
     let mut bytes_total = 0u64;
     let mut written = 0usize;
     let mut attempts_total = 0u32;
+    let mut table_rows = 0usize;
     for k in 0..args.per_worker {
         let jobs: [(String, RasterKind); 2] = [
             (image_name(args.index, k), RasterKind::Image),
@@ -202,10 +255,31 @@ pub fn worker(args: WorkerArgs) -> CliResult<i32> {
                 }
             }
         }
+        // This labels element's cells, appended to the one shared table (the first appender creates it).
+        let rows = cell_rows(
+            args.index,
+            k,
+            &synthetic_labels(args.index, k, args.size),
+            &synthetic_image(args.index, k, args.size),
+        );
+        let t0 = Instant::now();
+        match store.append(DEMO_TABLE, &rows) {
+            Ok(c) => {
+                table_rows += rows.n_obs() as usize;
+                line(json!({
+                    "event": "appended", "worker": args.index, "region": labels_name(args.index, k),
+                    "rows": rows.n_obs(), "version": c.version, "seconds": t0.elapsed().as_secs_f64(),
+                }));
+            }
+            Err(e) => {
+                fail(DEMO_TABLE, &e);
+                return Err(e.into());
+            }
+        }
     }
     line(json!({
         "event": "done", "worker": args.index, "label": me.label, "pid": me.pid, "host": me.host,
-        "elements": written, "bytes": bytes_total, "attempts": attempts_total,
+        "elements": written, "bytes": bytes_total, "attempts": attempts_total, "table_rows": table_rows,
         "seconds": started.elapsed().as_secs_f64(),
     }));
     Ok(0)
@@ -231,7 +305,7 @@ fn clear_previous(path: &Path) -> CliResult<()> {
         let snap = store
             .snapshot(None)
             .map_err(|e| refuse(format!("cannot be read ({e})")))?;
-        if let Some(other) = snap.elements().into_iter().find(|e| !is_demo_name(&e.name)) {
+        if let Some(other) = snap.elements().into_iter().find(|e| !is_demo_name(&e.name) && e.name != DEMO_TABLE) {
             return Err(refuse(format!(
                 "is not a demo store (it holds {}/{})",
                 other.element_type, other.name
@@ -248,6 +322,7 @@ struct WorkerReport {
     pid: u32,
     label: String,
     elements: Vec<(String, u64, u32)>, // (name, version, attempts)
+    appends: Vec<u64>,                 // versions of the worker's table appends
     bytes: u64,
     seconds: f64,
     done: bool,
@@ -281,7 +356,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
     let total = (args.workers * args.per_worker * 2) as u64;
     emit(&format!(
         "zarrtx demo: {} worker processes each add {} image(s) (3×{}×{} uint16, 2 levels) and {} labels element(s) \
-         (int32) to {} at the same time",
+         (int32) to {} at the same time, and append one row per cell to the shared table '{DEMO_TABLE}'",
         args.workers,
         args.per_worker,
         args.size,
@@ -362,6 +437,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
                     v["attempts"].as_u64().unwrap_or(1) as u32,
                 ));
             }
+            Some("appended") => r.appends.push(v["version"].as_u64().unwrap_or(0)),
             Some("done") => {
                 r.done = true;
                 r.pid = v["pid"].as_u64().unwrap_or(0) as u32;
@@ -415,7 +491,42 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         }
     }
 
-    // The table.
+    // The shared table: every worker's cells exactly once.
+    let mut table_problems: Vec<String> = Vec::new();
+    let mut rows_per_worker = vec![0usize; args.workers];
+    let mut table_total = 0usize;
+    match snap.read_table(DEMO_TABLE) {
+        Err(e) => table_problems.push(format!("cannot read table '{DEMO_TABLE}': {e}")),
+        Ok(t) => {
+            table_total = t.obs.num_rows();
+            match zarrtx::table_ids::ids_by_region(DEMO_TABLE, &t.obs, "region", "instance_id") {
+                Err(e) => table_problems.push(e.to_string()),
+                Ok(mut by_region) => {
+                    for (i, rows) in rows_per_worker.iter_mut().enumerate() {
+                        for k in 0..args.per_worker {
+                            let region = labels_name(i, k);
+                            let mut got = by_region.remove(&region).unwrap_or_default();
+                            got.sort_unstable();
+                            let want = label_ids(&synthetic_labels(i, k, args.size));
+                            *rows += got.len();
+                            if got != want {
+                                table_problems.push(format!(
+                                    "region {region}: {} row(s), expected each of its {} cells exactly once",
+                                    got.len(),
+                                    want.len()
+                                ));
+                            }
+                        }
+                    }
+                    for (region, ids) in by_region {
+                        table_problems.push(format!("{} unexpected row(s) for region {region}", ids.len()));
+                    }
+                }
+            }
+        }
+    }
+
+    // The report.
     let mut out = String::new();
     let header = [
         "worker",
@@ -426,6 +537,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         "elements/s",
         "MiB/s",
         "retries",
+        "table rows",
         "versions",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -459,6 +571,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
             format!("{:.1}", n as f64 / secs),
             format!("{:.1}", mib(r.bytes) / secs),
             retries.to_string(),
+            rows_per_worker[i].to_string(),
             versions.join(","),
         ]);
     }
@@ -472,6 +585,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         format!("{:.1}", total_elements as f64 / wall_s),
         format!("{:.1}", mib(total_bytes) / wall_s),
         total_retries.to_string(),
+        table_total.to_string(),
         String::new(),
     ]);
     let widths: Vec<usize> = (0..header.len())
@@ -506,7 +620,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         out.push_str(&fmt_row(r));
         out.push('\n');
     }
-    let worker_commits: usize = reports.iter().map(|r| r.elements.len()).sum();
+    let worker_commits: usize = reports.iter().map(|r| r.elements.len() + r.appends.len()).sum();
     out.push_str(&format!(
         "\nstore version: {} ({} commits by the workers; {} retries after lost races)\n",
         snap.version(),
@@ -526,6 +640,15 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
     ));
     if !missing.is_empty() {
         out.push_str(&format!("MISSING: {}\n", missing.join(", ")));
+    }
+    if table_problems.is_empty() {
+        out.push_str(&format!(
+            "table {DEMO_TABLE}: {table_total} rows, every worker's cells present exactly once ({} appends, one per \
+             labels element; region = labels element, instance_id = label id)\n",
+            reports.iter().map(|r| r.appends.len()).sum::<usize>()
+        ));
+    } else {
+        out.push_str(&format!("table {DEMO_TABLE}: PROBLEMS: {}\n", table_problems.join("; ")));
     }
     let verdict = if verify.is_clean() {
         "clean (no problems, no leftovers)".to_string()
@@ -566,7 +689,11 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         root = root.display()
     ));
     emit(&out);
-    let ok = verify.is_clean() && missing.is_empty() && misattributed.is_empty() && failed_workers == 0;
+    let ok = verify.is_clean()
+        && missing.is_empty()
+        && misattributed.is_empty()
+        && failed_workers == 0
+        && table_problems.is_empty();
     Ok(if ok { 0 } else { 1 })
 }
 
@@ -586,7 +713,7 @@ mod tests {
             "w_image_1",
             "w03_points_1",
             "w03_image_1a",
-            "cells",
+            DEMO_TABLE,
         ] {
             assert!(!is_demo_name(bad), "{bad}");
         }
@@ -606,6 +733,10 @@ mod tests {
         assert!(max >= 4, "expected several blobs, got max id {max}");
         assert_eq!(lab[[0, 0]], 0, "background in the corner");
         assert_ne!(synthetic_labels(2, 1, 130), synthetic_labels(3, 1, 130));
+        let rows = cell_rows(2, 1, &lab, &synthetic_image(2, 1, 130));
+        assert_eq!(rows.n_obs() as usize, label_ids(&lab).len());
+        assert_eq!(rows.n_vars(), 3);
+        zarrtx::table::validate(&zarrtx::ElementName::new(DEMO_TABLE).unwrap(), &rows).unwrap();
     }
 
     #[test]
