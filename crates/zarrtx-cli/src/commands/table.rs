@@ -104,7 +104,8 @@ pub fn read_frame(path: &Path) -> CliResult<RecordBatch> {
     match extension(path).as_str() {
         "parquet" | "pq" => {
             let batches = read_parquet(path)?;
-            arrow_select::concat::concat_batches(&batches[0].schema(), &batches).map_err(|e| bad(path, e))
+            let b = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).map_err(|e| bad(path, e))?;
+            normalize_strings(&b).map_err(|e| bad(path, e.message))
         }
         "csv" => {
             let b = read_csv(path)?;
@@ -126,6 +127,32 @@ pub fn read_frame(path: &Path) -> CliResult<RecordBatch> {
         }
         other => Err(bad(path, format!("unsupported input type '.{other}': give a .parquet or .csv file"))),
     }
+}
+
+/// Large and view strings as Utf8, dictionaries of them as `Dictionary(Int32, Utf8)` (as pyarrow writes pandas 3
+/// strings and categoricals), so that every string column has the types the engine expects.
+fn normalize_strings(b: &RecordBatch) -> CliResult<RecordBatch> {
+    let mut out = b.clone();
+    for f in b.schema().fields() {
+        let c = b.column_by_name(f.name()).expect("own field");
+        let conv: Option<ArrayRef> = match f.data_type() {
+            DataType::LargeUtf8 | DataType::Utf8View => string_values(c.as_ref()).map(|v| Arc::new(StringArray::from(v)) as ArrayRef),
+            DataType::Dictionary(_, v) if v.as_ref() != &DataType::Utf8 => {
+                string_values(c.as_ref()).map(|vals| {
+                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                    for v in vals {
+                        b.append_option(v);
+                    }
+                    Arc::new(b.finish()) as ArrayRef
+                })
+            }
+            _ => None,
+        };
+        if let Some(conv) = conv {
+            out = set_column(&out, f.name(), conv)?;
+        }
+    }
+    Ok(out)
 }
 
 /// A Utf8 column whose every non-null value is true/false (any case) as booleans.
@@ -153,6 +180,9 @@ fn string_values(c: &dyn Array) -> Option<Vec<Option<String>>> {
     if let Some(s) = c.as_string_opt::<i64>() {
         return Some(s.iter().map(|v| v.map(str::to_string)).collect());
     }
+    if let Some(s) = c.as_string_view_opt() {
+        return Some(s.iter().map(|v| v.map(str::to_string)).collect());
+    }
     if let Some(d) = c.as_any_dictionary_opt() {
         let vals = string_values(d.values().as_ref())?;
         let keys = d.normalized_keys();
@@ -164,7 +194,7 @@ fn string_values(c: &dyn Array) -> Option<Vec<Option<String>>> {
 
 /// A string-like column as a categorical (dictionary) column.
 fn to_dictionary(c: &dyn Array) -> Option<ArrayRef> {
-    if matches!(c.data_type(), DataType::Dictionary(..)) {
+    if matches!(c.data_type(), DataType::Dictionary(_, v) if v.as_ref() == &DataType::Utf8) {
         return Some(arrow_array::make_array(c.to_data()));
     }
     let vals = string_values(c)?;
