@@ -74,7 +74,7 @@ pub fn view_version(root_doc: &Value) -> Option<u64> {
     root_doc.get("zarrtx")?.get("version")?.as_u64()
 }
 
-fn install(storage: &dyn Storage, version: u64, op: &Op) -> Result<()> {
+fn install(storage: &dyn Storage, version: u64, op: &Op, written: &mut Vec<String>) -> Result<()> {
     match op {
         Op::Init { .. } | Op::Adopt { .. } => Ok(()),
         Op::Append { table, tree, replaced_files, .. } => {
@@ -85,10 +85,21 @@ fn install(storage: &dyn Storage, version: u64, op: &Op) -> Result<()> {
             docs.sort_by_key(|(rel, _)| (!rel.ends_with("categories"), rel.contains("spatialdata_attrs"), rel.is_empty()));
             for (rel, doc) in docs {
                 let key = if rel.is_empty() { format!("{base}/zarr.json") } else { format!("{base}/{rel}/zarr.json") };
-                storage.put(&key, &serde_json::to_vec(doc).unwrap_or_default())?;
+                let bytes = serde_json::to_vec(doc).unwrap_or_default();
+                // Only the documents the append changed (the grown arrays); the rest stay as they are.
+                let unchanged = storage
+                    .get(&key)?
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .is_some_and(|on_disk| &on_disk == doc);
+                if !unchanged {
+                    storage.put_relaxed(&key, &bytes)?;
+                    written.push(key);
+                }
             }
             for (rel, bytes) in replaced_files {
-                storage.put(&format!("{base}/{rel}"), bytes)?;
+                let key = format!("{base}/{rel}");
+                storage.put_relaxed(&key, bytes)?;
+                written.push(key);
             }
             Ok(())
         }
@@ -180,14 +191,15 @@ pub fn materialize(storage: &dyn Storage, latest: &StoreState) -> Result<u64> {
         if let Some(bytes) = storage.get(layout::ROOT_ZARR_JSON)? {
             if let Ok(mut current) = serde_json::from_slice::<Value>(&bytes) {
                 if hide_elements(&mut current, &moving) {
-                    storage.put(layout::ROOT_ZARR_JSON, &serde_json::to_vec(&current).unwrap_or_default())?;
+                    storage.put_relaxed(layout::ROOT_ZARR_JSON, &serde_json::to_vec(&current).unwrap_or_default())?;
                 }
             }
         }
     }
+    let mut written = Vec::new();
     for entry in &pending {
         for op in &entry.ops {
-            install(storage, entry.version, op)?;
+            install(storage, entry.version, op, &mut written)?;
         }
     }
     for t in ElementType::ALL {
@@ -195,11 +207,15 @@ pub fn materialize(storage: &dyn Storage, latest: &StoreState) -> Result<u64> {
         let doc = serde_json::to_vec(&group_doc(attrs)).unwrap_or_default();
         let key = layout::type_group_key(t);
         if storage.get(&key)?.as_deref() != Some(doc.as_slice()) {
-            storage.put(&key, &doc)?;
+            storage.put_relaxed(&key, &doc)?;
+            written.push(key);
         }
     }
     let view = serde_json::to_vec(&root_view(latest)).unwrap_or_default();
-    storage.put(layout::ROOT_ZARR_JSON, &view)?;
+    storage.put_relaxed(layout::ROOT_ZARR_JSON, &view)?;
+    written.push(layout::ROOT_ZARR_JSON.to_string());
+    // One parallel round of flushes for everything published, then the marker that says it is done.
+    storage.sync(&written)?;
     storage.put(layout::APPLIED, latest.version.to_string().as_bytes())?;
     Ok(latest.version)
 }

@@ -105,11 +105,13 @@ impl Snapshot {
         let gen = generation_id(record.version, &record.name.collision_key());
         for _ in 0..8 {
             let before = self.store.latest_state()?.displaced.get(&gen).copied();
-            let dir = self.locate(record, before.map(|d| d.version))?;
-            let data = read(&dir, &record.tree)?;
+            let located = self.locate(record, before.map(|d| d.version));
+            let data = located.and_then(|dir| read(&dir, &record.tree));
             let after = self.store.latest_state()?.displaced.get(&gen).copied();
+            // Data only moves after a commit displaces it: if none appeared, the read (or its error) stands;
+            // if one did, the data moved during the read and is read again where it went.
             if before == after {
-                return Ok(data);
+                return data;
             }
         }
         Err(Error::Contention { name: name.to_string(), attempts: 8 })

@@ -89,7 +89,7 @@ impl Store {
             // The grown region list too, before the commit: it keeps the committed regions first, so readers
             // bounded by any committed shape read a correct prefix, and a snapshot at the new version finds it.
             for (rel, bytes) in &plan.replaced_files {
-                self.storage().put(&format!("{dir_key}/{rel}"), bytes)?;
+                self.storage().put_relaxed(&format!("{dir_key}/{rel}"), bytes)?;
             }
             let txn = uuid::Uuid::new_v4().to_string();
             let result = self.commit(&txn, name.as_str(), |state| {

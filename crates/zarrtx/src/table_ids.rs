@@ -103,8 +103,9 @@ pub fn write_runs(storage: &dyn Storage, ids: &IdsByRegion) -> Result<Vec<String
         sorted.sort_unstable();
         let bytes: Vec<u8> = sorted.iter().flat_map(|v| v.to_le_bytes()).collect();
         let key = format!("{dir}/{}", hex(region));
-        storage.put(&key, &bytes)?;
+        storage.put_relaxed(&key, &bytes)?;
         keys.push(key);
     }
+    storage.sync(&keys)?;
     Ok(keys)
 }

@@ -40,7 +40,7 @@ pub fn read_head_hint(storage: &dyn Storage) -> u64 {
 /// Records `version` as a hint; failures are ignored (the hint is only an optimisation).
 pub fn write_head_hint(storage: &dyn Storage, version: u64) {
     if read_head_hint(storage) < version {
-        let _ = storage.put(layout::HEAD_HINT, version.to_string().as_bytes());
+        let _ = storage.put_relaxed(layout::HEAD_HINT, version.to_string().as_bytes());
     }
 }
 

@@ -40,6 +40,16 @@ pub trait Storage: Send + Sync + Debug {
     fn exists(&self, key: &str) -> Result<bool>;
     /// Atomically replaces (or creates) a file: readers see the old or the new content, never a mix.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// Like [`Storage::put`] (atomic replace), but the file is not made durable yet: call [`Storage::sync`] on the
+    /// keys before relying on them after a power failure. Lets a batch of files share one round of flushes.
+    fn put_relaxed(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.put(key, bytes)
+    }
+    /// Makes files written with [`Storage::put_relaxed`] (and their directory entries) durable, in parallel.
+    fn sync(&self, keys: &[String]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
     /// Creates a file with the complete content `bytes` only if the key does not exist: the one arbitration
     /// primitive of the protocol. On an ambiguous failure the caller reads the key back.
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome>;
