@@ -42,7 +42,7 @@ def out(tmp_path_factory) -> Path:
     _spatialdata_table(d / "sd.zarr")
     env = dict(os.environ, TABLE_OUT=str(d), TABLE_IN=str(d / "sd.zarr" / "tables" / "table"))
     subprocess.run(
-        ["cargo", "test", "-q", "-p", "zarrtx", "--test", "table_encoding", "python_interop_fixture", "--", "--ignored"],
+        ["cargo", "test", "-q", "--release", "--locked", "-p", "zarrtx", "--test", "table_encoding", "python_interop_fixture", "--", "--ignored"],
         cwd=REPO,
         env=env,
         check=True,
