@@ -23,6 +23,7 @@ pub mod storage;
 pub mod store;
 pub mod table_ids;
 mod store_table;
+mod store_table_join;
 pub mod transform;
 
 pub use error::{Error, Result};
