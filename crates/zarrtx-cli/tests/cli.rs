@@ -438,11 +438,13 @@ fn demo_writes_every_element_from_separate_processes() {
     ];
     let out = ok(&args);
     assert!(out.contains("verify: clean"), "{out}");
-    assert!(out.contains("elements present: 12/12"), "{out}");
+    // Per worker: 2 images, 2 labels, 1 points and 1 shapes element.
+    assert!(out.contains("elements present: 18/18"), "{out}");
+    assert!(out.contains("points and shapes: 3 points element(s) and 3 shapes element(s)"), "{out}");
     assert!(out.contains("spatialdata"), "{out}");
     let info = json(&[&"info", &store, &"--json"]);
     let all = info["elements"].as_array().unwrap();
-    assert_eq!(all.len(), 13, "12 rasters and the shared table");
+    assert_eq!(all.len(), 19, "12 rasters, 3 points, 3 shapes and the shared table");
     let table = all.iter().find(|e| e["name"] == "cells").expect("the shared table");
     assert_eq!(table["type"], "tables");
     assert_eq!(table["regions"].as_array().unwrap().len(), 6, "one region per labels element");
@@ -454,7 +456,24 @@ fn demo_writes_every_element_from_separate_processes() {
         let worker: usize = name[1..3].parse().unwrap();
         assert_eq!(e["writer"]["label"], format!("worker-{worker}"), "{name}");
         pids.insert(e["writer"]["pid"].as_u64().unwrap());
-        assert_eq!(e["levels"].as_array().unwrap().len(), 2, "{name}");
+        match e["type"].as_str().unwrap() {
+            "images" | "labels" => assert_eq!(e["levels"].as_array().unwrap().len(), 2, "{name}"),
+            "points" => {
+                assert!(name.ends_with("_points"), "{name}");
+                assert!(e["rows"].as_u64().unwrap() > 0, "{name}");
+                assert_eq!(e["feature_key"], "gene", "{name}");
+                assert_eq!(e["instance_key"], "cell_id", "{name}");
+            }
+            "shapes" => {
+                assert!(name.ends_with("_cells"), "{name}");
+                assert!(e["rows"].as_u64().unwrap() > 0, "{name}");
+            }
+            other => panic!("unexpected element type {other} for {name}"),
+        }
+    }
+    for w in 0..3 {
+        assert!(els.iter().any(|e| e["name"] == format!("w{w:02}_points") && e["type"] == "points"));
+        assert!(els.iter().any(|e| e["name"] == format!("w{w:02}_cells") && e["type"] == "shapes"));
     }
     assert_eq!(pids.len(), 3, "three distinct worker processes");
     assert!(els.iter().any(|e| e["name"] == "w02_labels_1" && e["dtype"] == "int32"));

@@ -18,7 +18,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 use zarrtx::table::{Annotation, Matrix, TableData};
-use zarrtx::{AddOptions, OpenOptions, Pyramid, RasterArray, RasterKind, RasterSource, RasterSpec, Store, WriterInfo};
+use zarrtx::{
+    AddOptions, ElementType, Geometry, OpenOptions, PointsSpec, Pyramid, RasterArray, RasterKind, RasterSource,
+    RasterSpec, ShapesData, ShapesIndex, ShapesSpec, Store, WriterInfo,
+};
 
 /// The one table every worker appends its cells to.
 pub const DEMO_TABLE: &str = "cells";
@@ -70,7 +73,24 @@ pub fn labels_name(i: usize, k: usize) -> String {
     format!("w{i:02}_labels_{k}")
 }
 
-/// True for names the demo writes (`w<digits>_image_<digits>` / `w<digits>_labels_<digits>`).
+/// The name of worker `i`'s points element (transcripts inside the cells of its first labels element).
+pub fn points_name(i: usize) -> String {
+    format!("w{i:02}_points")
+}
+
+/// The name of worker `i`'s shapes element (one circle per cell of its first labels element).
+pub fn shapes_name(i: usize) -> String {
+    format!("w{i:02}_cells")
+}
+
+/// Points each worker adds (fewer only when its labels hold fewer labelled pixels than this).
+pub const POINTS_PER_WORKER: usize = 300;
+
+/// The gene names of the demo's points (the categorical `gene` column).
+pub const GENES: [&str; 4] = ["ACTB", "GAPDH", "CD3E", "MKI67"];
+
+/// True for names the demo writes (`w<digits>_image_<digits>`, `w<digits>_labels_<digits>`, `w<digits>_points`,
+/// `w<digits>_cells`).
 pub fn is_demo_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix('w') else {
         return false;
@@ -79,6 +99,9 @@ pub fn is_demo_name(name: &str) -> bool {
         return false;
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if rest == "points" || rest == "cells" {
+        return digits(worker);
+    }
     let kind_and_k = rest.strip_prefix("image_").or_else(|| rest.strip_prefix("labels_"));
     digits(worker) && kind_and_k.is_some_and(digits)
 }
@@ -123,6 +146,70 @@ pub fn cell_rows(worker: usize, k: usize, labels: &ArrayD<i32>, image: &Array3<u
     t.x = Some(Matrix::Dense(RasterArray::F32(ArrayD::from_shape_vec(IxDyn(&[n, 3]), means).expect("n × 3"))));
     t.annotation = Some(Annotation { region: vec![region], region_key: "region".into(), instance_key: "instance_id".into() });
     t
+}
+
+/// Worker `worker`'s synthetic points: up to [`POINTS_PER_WORKER`] points at deterministic pseudo-random
+/// labelled pixels of `labels`, columns `x`, `y` (float64, pixel centres plus jitter), `gene` (categorical, one of
+/// [`GENES`]) and `cell_id` (int32, the label id under the point).
+pub fn synthetic_points(worker: usize, labels: &ArrayD<i32>) -> arrow_array::RecordBatch {
+    use arrow_array::types::Int32Type;
+    use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let inside: Vec<(usize, usize, i32)> = labels
+        .view()
+        .into_dimensionality::<ndarray::Ix2>()
+        .expect("2-D labels")
+        .indexed_iter()
+        .filter(|(_, &id)| id != 0)
+        .map(|((y, x), &id)| (y, x, id))
+        .collect();
+    let n = POINTS_PER_WORKER.min(inside.len());
+    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ ((worker as u64 + 1) << 20);
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut xs, mut ys, mut genes, mut ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let (y, x, id) = inside[(next() % inside.len() as u64) as usize];
+        let jitter = |r: u64| (r % 1000) as f64 / 1000.0;
+        xs.push(x as f64 + jitter(next()));
+        ys.push(y as f64 + jitter(next()));
+        // Each cell favours one gene, so the data has some structure.
+        genes.push(if next() % 4 == 0 { (next() % GENES.len() as u64) as i32 } else { id % GENES.len() as i32 });
+        ids.push(id);
+    }
+    let gene = DictionaryArray::<Int32Type>::try_new(Int32Array::from(genes), Arc::new(StringArray::from(GENES.to_vec())))
+        .expect("valid dictionary");
+    RecordBatch::try_from_iter(vec![
+        ("x", Arc::new(Float64Array::from(xs)) as ArrayRef),
+        ("y", Arc::new(Float64Array::from(ys)) as ArrayRef),
+        ("gene", Arc::new(gene) as ArrayRef),
+        ("cell_id", Arc::new(Int32Array::from(ids)) as ArrayRef),
+    ])
+    .expect("consistent columns")
+}
+
+/// One circle per cell of `labels`: centred on the cell's centroid, radius `sqrt(area / π)` (so > 0), indexed by
+/// the label id.
+pub fn cell_circles(labels: &ArrayD<i32>) -> ShapesData {
+    let mut stats: BTreeMap<i32, (f64, f64, f64)> = BTreeMap::new();
+    for ((y, x), &id) in labels.view().into_dimensionality::<ndarray::Ix2>().expect("2-D labels").indexed_iter() {
+        if id != 0 {
+            let e = stats.entry(id).or_insert((0.0, 0.0, 0.0));
+            e.0 += 1.0;
+            e.1 += x as f64 + 0.5;
+            e.2 += y as f64 + 0.5;
+        }
+    }
+    ShapesData {
+        geometry: stats.values().map(|&(a, sx, sy)| Geometry::Point([sx / a, sy / a])).collect(),
+        radius: Some(stats.values().map(|&(a, _, _)| (a / std::f64::consts::PI).sqrt()).collect()),
+        columns: None,
+        index: Some(ShapesIndex::Int(stats.keys().map(|&id| id as i64).collect())),
+    }
 }
 
 /// The label ids present in `labels` (excluding background 0), sorted.
@@ -277,6 +364,43 @@ pub fn worker(args: WorkerArgs) -> CliResult<i32> {
             }
         }
     }
+    // One points and one shapes element, both over the cells of this worker's first labels element.
+    let labels0 = synthetic_labels(args.index, 0, args.size);
+    let points = synthetic_points(args.index, &labels0);
+    let circles = cell_circles(&labels0);
+    let vector_jobs: [(String, &str, u64); 2] = [
+        (points_name(args.index), "points", points.num_rows() as u64 * 24),
+        (shapes_name(args.index), "shapes", circles.geometry.len() as u64 * 24),
+    ];
+    for (name, kind, bytes) in vector_jobs {
+        let t0 = Instant::now();
+        let result = if kind == "points" {
+            let spec = PointsSpec {
+                feature_key: Some("gene".into()),
+                instance_key: Some("cell_id".into()),
+                ..PointsSpec::default()
+            };
+            store.add_points(&name, std::slice::from_ref(&points), &spec, &AddOptions::default())
+        } else {
+            store.add_shapes(&name, &circles, &ShapesSpec::default(), &AddOptions::default())
+        };
+        match result {
+            Ok(c) => {
+                bytes_total += bytes;
+                written += 1;
+                attempts_total += c.attempts;
+                line(json!({
+                    "event": "added", "worker": args.index, "name": name, "type": kind,
+                    "version": c.version, "attempts": c.attempts, "bytes": bytes,
+                    "seconds": t0.elapsed().as_secs_f64(),
+                }));
+            }
+            Err(e) => {
+                fail(&name, &e);
+                return Err(e.into());
+            }
+        }
+    }
     line(json!({
         "event": "done", "worker": args.index, "label": me.label, "pid": me.pid, "host": me.host,
         "elements": written, "bytes": bytes_total, "attempts": attempts_total, "table_rows": table_rows,
@@ -353,10 +477,12 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::failure(format!("cannot locate the zarrtx binary to start workers: {e}")))?;
 
-    let total = (args.workers * args.per_worker * 2) as u64;
+    // Per worker: `per_worker` images and labels elements, one points and one shapes element.
+    let total = (args.workers * (args.per_worker * 2 + 2)) as u64;
     emit(&format!(
         "zarrtx demo: {} worker processes each add {} image(s) (3×{}×{} uint16, 2 levels) and {} labels element(s) \
-         (int32) to {} at the same time, and append one row per cell to the shared table '{DEMO_TABLE}'",
+         (int32), one points element (up to {POINTS_PER_WORKER} transcripts in its cells) and one shapes element (a \
+         circle per cell) to {} at the same time, and append one row per cell to the shared table '{DEMO_TABLE}'",
         args.workers,
         args.per_worker,
         args.size,
@@ -472,20 +598,42 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         snap.elements().into_iter().map(|e| (e.name.clone(), e)).collect();
     let mut missing = Vec::new();
     let mut misattributed = Vec::new();
+    let mut vector_problems: Vec<String> = Vec::new();
     for (i, r) in reports.iter().enumerate() {
+        let mut expected: Vec<(String, ElementType)> = Vec::new();
         for k in 0..args.per_worker {
-            for name in [image_name(i, k), labels_name(i, k)] {
-                match present.get(&name) {
-                    None => missing.push(name),
-                    Some(e) => {
-                        let label_ok = e.writer.label.as_deref() == Some(format!("worker-{i}").as_str());
-                        if !label_ok || (r.pid != 0 && e.writer.pid != r.pid) {
-                            misattributed.push(format!(
-                                "{name} (recorded writer {:?} pid {})",
-                                e.writer.label, e.writer.pid
-                            ));
-                        }
+            expected.push((image_name(i, k), ElementType::Images));
+            expected.push((labels_name(i, k), ElementType::Labels));
+        }
+        expected.push((points_name(i), ElementType::Points));
+        expected.push((shapes_name(i), ElementType::Shapes));
+        for (name, ty) in expected {
+            match present.get(&name) {
+                None => missing.push(name),
+                Some(e) => {
+                    let label_ok = e.writer.label.as_deref() == Some(format!("worker-{i}").as_str());
+                    if !label_ok || (r.pid != 0 && e.writer.pid != r.pid) {
+                        misattributed.push(format!(
+                            "{name} (recorded writer {:?} pid {})",
+                            e.writer.label, e.writer.pid
+                        ));
                     }
+                    if e.element_type != ty {
+                        vector_problems.push(format!("{name} is {}, expected {ty}", e.element_type));
+                    }
+                }
+            }
+        }
+        // The points and shapes hold what the worker meant to write.
+        let labels0 = synthetic_labels(i, 0, args.size);
+        let want_points = synthetic_points(i, &labels0).num_rows() as u64;
+        let want_circles = label_ids(&labels0).len() as u64;
+        for (name, want) in [(points_name(i), want_points), (shapes_name(i), want_circles)] {
+            if present.contains_key(&name) {
+                match snap.vector_info(&name) {
+                    Ok(v) if v.n_rows == want => {}
+                    Ok(v) => vector_problems.push(format!("{name}: {} row(s), expected {want}", v.n_rows)),
+                    Err(e) => vector_problems.push(format!("{name}: {e}")),
                 }
             }
         }
@@ -641,6 +789,14 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
     if !missing.is_empty() {
         out.push_str(&format!("MISSING: {}\n", missing.join(", ")));
     }
+    if vector_problems.is_empty() {
+        out.push_str(&format!(
+            "points and shapes: {} points element(s) and {} shapes element(s), every one with the rows its worker wrote\n",
+            args.workers, args.workers
+        ));
+    } else {
+        out.push_str(&format!("points and shapes: PROBLEMS: {}\n", vector_problems.join("; ")));
+    }
     if table_problems.is_empty() {
         out.push_str(&format!(
             "table {DEMO_TABLE}: {table_total} rows, every worker's cells present exactly once ({} appends, one per \
@@ -693,7 +849,8 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         && missing.is_empty()
         && misattributed.is_empty()
         && failed_workers == 0
-        && table_problems.is_empty();
+        && table_problems.is_empty()
+        && vector_problems.is_empty();
     Ok(if ok { 0 } else { 1 })
 }
 
@@ -707,11 +864,15 @@ mod tests {
         assert_eq!(labels_name(12, 0), "w12_labels_0");
         assert!(is_demo_name("w03_image_1"));
         assert!(is_demo_name("w120_labels_17"));
+        assert!(is_demo_name(&points_name(3)));
+        assert!(is_demo_name(&shapes_name(12)));
         for bad in [
             "w03_image_",
             "x03_image_1",
             "w_image_1",
             "w03_points_1",
+            "w_points",
+            "w03_cells_0",
             "w03_image_1a",
             DEMO_TABLE,
         ] {
@@ -737,6 +898,22 @@ mod tests {
         assert_eq!(rows.n_obs() as usize, label_ids(&lab).len());
         assert_eq!(rows.n_vars(), 3);
         zarrtx::table::validate(&zarrtx::ElementName::new(DEMO_TABLE).unwrap(), &rows).unwrap();
+        let lab = synthetic_labels(1, 0, 512);
+        let pts = synthetic_points(1, &lab);
+        assert_eq!(pts.num_rows(), POINTS_PER_WORKER);
+        let spec = PointsSpec { feature_key: Some("gene".into()), instance_key: Some("cell_id".into()), ..Default::default() };
+        zarrtx::vector::points::validate(&zarrtx::ElementName::new("w01_points").unwrap(), std::slice::from_ref(&pts), &spec).unwrap();
+        let ids = pts.column_by_name("cell_id").unwrap().as_any().downcast_ref::<arrow_array::Int32Array>().unwrap();
+        let xs = pts.column_by_name("x").unwrap().as_any().downcast_ref::<arrow_array::Float64Array>().unwrap();
+        let ys = pts.column_by_name("y").unwrap().as_any().downcast_ref::<arrow_array::Float64Array>().unwrap();
+        for r in 0..pts.num_rows() {
+            assert_eq!(lab[[ys.value(r) as usize, xs.value(r) as usize]], ids.value(r), "point {r} in its cell");
+        }
+        let circles = cell_circles(&lab);
+        assert_eq!(circles.geometry.len(), label_ids(&lab).len());
+        assert!(circles.radius.as_ref().unwrap().iter().all(|&r| r > 0.0));
+        zarrtx::vector::shapes::validate(&zarrtx::ElementName::new("w01_cells").unwrap(), &circles, &ShapesSpec::default())
+            .unwrap();
     }
 
     #[test]
