@@ -182,14 +182,16 @@ def test_append_to_a_table_written_by_spatialdata(zx, sd_written_store, tmp_path
 
 def test_demo_shared_table_has_every_workers_cells(zx, tmp_path):
     store = tmp_path / "demo.zarr"
-    zx.run("demo", "--store", store, "--workers", 4, "--per-worker", 1, "--size", 128)
+    # The acceptance: the shared table written by 8 concurrent workers reads in spatialdata 0.8.
+    workers = 8
+    zx.run("demo", "--store", store, "--workers", workers, "--per-worker", 1, "--size", 128)
     sdata = read_sdata(store)
     t = sdata.tables["cells"]
     regions = t.obs["region"].astype(str).to_numpy()
     ids = t.obs["instance_id"].to_numpy()
     assert len(set(zip(regions, ids))) == len(ids), "a cell appears twice"
-    assert set(regions) == {f"w{i:02d}_labels_0" for i in range(4)}
-    for i in range(4):
+    assert set(regions) == {f"w{i:02d}_labels_0" for i in range(workers)}
+    for i in range(workers):
         region = f"w{i:02d}_labels_0"
         labels = zxutil.element_array(sdata.labels[region])
         want = np.unique(labels[labels != 0])
