@@ -10,7 +10,7 @@ pub mod write;
 
 mod array_meta;
 mod downsample;
-mod durable;
+pub(crate) mod durable;
 mod level_writer;
 mod levels;
 mod parallel;

@@ -299,27 +299,8 @@ pub(crate) fn fsync(path: &Path) -> Result<()> {
     std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
 }
 
-/// fsyncs every file under `dir`, then every directory, deepest first.
-pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let path = entry.path();
-            let ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
-            if ty.is_dir() {
-                walk(&path, files, dirs)?;
-            } else if ty.is_file() {
-                files.push(path);
-            }
-        }
-        dirs.push(dir.to_path_buf());
-        Ok(())
-    }
-    let (mut files, mut dirs) = (Vec::new(), Vec::new());
-    walk(dir, &mut files, &mut dirs)?;
-    files.par_iter().try_for_each(|p| fsync(p))?;
-    dirs.iter().try_for_each(|d| fsync(d))
-}
+/// fsyncs every file under `dir`, then every directory, deepest first (shared with rasters and vectors).
+pub(crate) use crate::raster::durable::sync_tree;
 
 /// Writes rows `[start, start + n)` of the 1-D or 2-D array at `path` (described by `meta`, whose shape already
 /// covers them) from `vals` (C order, `n × width` values). Chunks that start at or after `start` are encoded and

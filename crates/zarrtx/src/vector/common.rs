@@ -10,7 +10,7 @@ use parquet::file::properties::WriterProperties;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub(crate) fn invalid(name: &ElementName, reason: impl Into<String>) -> Error {
     Error::InvalidElement { name: name.to_string(), reason: reason.into() }
@@ -170,30 +170,8 @@ pub(crate) fn pandas_metadata(schema: &Schema, index: Option<&str>) -> String {
     Value::Object(m).to_string()
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let ty = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if ty.is_dir() {
-            walk(&path, files, dirs)?;
-        } else if ty.is_file() {
-            files.push(path);
-        }
-    }
-    dirs.push(dir.to_path_buf());
-    Ok(())
-}
-
-/// fsyncs every file under `dir`, then every directory, deepest first (a vector element is a handful of files).
-pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
-    let (mut files, mut dirs) = (Vec::new(), Vec::new());
-    walk(dir, &mut files, &mut dirs)?;
-    for p in files.iter().chain(&dirs) {
-        File::open(p).and_then(|f| f.sync_all()).map_err(|e| Error::io(p, e))?;
-    }
-    Ok(())
-}
+/// fsyncs every file under `dir`, then every directory, deepest first (shared with rasters and tables).
+pub(crate) use crate::raster::durable::sync_tree;
 
 /// A parquet error while writing `path`: the data could not be encoded (an unsupported column type, ...).
 pub(crate) fn parquet_write_error(name: &ElementName, path: &Path, e: parquet::errors::ParquetError) -> Error {
