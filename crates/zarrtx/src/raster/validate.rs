@@ -6,7 +6,6 @@ use super::levels::{axis_factors, base_chunk_shape, pyramid_factors};
 use super::{Compression, DataType, RasterKind, RasterSpec};
 use crate::error::{Error, Result};
 use crate::name::ElementName;
-use crate::transform::Transformation;
 use std::collections::HashSet;
 
 /// Blosc inner compressors available in the blosc build zarrs uses.
@@ -42,7 +41,7 @@ fn check_all(spec: &RasterSpec, shape: &[u64], data_type: DataType) -> Result<()
         if cs.is_empty() {
             return Err("a transformation has an empty coordinate-system name: name the target system, e.g. \"global\"".into());
         }
-        check_transformation(t, &axes).map_err(|e| format!("transformation to '{cs}': {e}"))?;
+        crate::transform::check_against_axes(t, &axes).map_err(|e| format!("transformation to '{cs}': {e}"))?;
     }
     check_compression(&spec.compression)
 }
@@ -177,48 +176,6 @@ fn check_pyramid(spec: &RasterSpec, shape: &[u64]) -> Result<(), String> {
     Ok(())
 }
 
-fn check_finite(v: &[f64], what: &str) -> Result<(), String> {
-    if v.iter().any(|x| !x.is_finite()) {
-        return Err(format!("{what} holds a NaN or infinite value {v:?}: use finite numbers"));
-    }
-    Ok(())
-}
-
-fn check_transformation(t: &Transformation, axes: &[&str]) -> Result<(), String> {
-    let n = axes.len();
-    match t {
-        Transformation::Identity => Ok(()),
-        Transformation::Scale(v) | Transformation::Translation(v) => {
-            let what = if matches!(t, Transformation::Scale(_)) { "scale" } else { "translation" };
-            if v.len() != n {
-                return Err(format!(
-                    "the {what} has {} values but the element has {n} axes {axes:?}: give one value per axis, \
-                     including c (factor 1 / offset 0)",
-                    v.len()
-                ));
-            }
-            check_finite(v, what)
-        }
-        Transformation::Affine(m) => {
-            if m.len() != n || m.iter().any(|r| r.len() != n + 1) {
-                let got: Vec<usize> = m.iter().map(Vec::len).collect();
-                return Err(format!(
-                    "the affine matrix must be {n} rows of {} values (one row per axis of {axes:?}, last column the \
-                     translation, no homogeneous row); got rows of lengths {got:?}",
-                    n + 1
-                ));
-            }
-            m.iter().try_for_each(|r| check_finite(r, "the affine matrix"))
-        }
-        Transformation::Sequence(items) => {
-            if items.is_empty() {
-                return Err("the sequence is empty: use Identity, or list at least one transformation".into());
-            }
-            items.iter().try_for_each(|i| check_transformation(i, axes))
-        }
-    }
-}
-
 fn check_compression(c: &Compression) -> Result<(), String> {
     match c {
         Compression::None => Ok(()),
@@ -249,6 +206,7 @@ fn check_compression(c: &Compression) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::raster::Pyramid;
+    use crate::transform::Transformation;
 
     fn name() -> ElementName {
         ElementName::new("img").unwrap()

@@ -16,47 +16,6 @@ pub(crate) fn invalid(name: &ElementName, reason: impl Into<String>) -> Error {
     Error::InvalidElement { name: name.to_string(), reason: reason.into() }
 }
 
-fn check_finite(v: &[f64], what: &str) -> Result<(), String> {
-    if v.iter().any(|x| !x.is_finite()) {
-        return Err(format!("{what} holds a NaN or infinite value {v:?}: use finite numbers"));
-    }
-    Ok(())
-}
-
-fn check_transformation(t: &Transformation, axes: &[&str]) -> Result<(), String> {
-    let n = axes.len();
-    match t {
-        Transformation::Identity => Ok(()),
-        Transformation::Scale(v) | Transformation::Translation(v) => {
-            let what = if matches!(t, Transformation::Scale(_)) { "scale" } else { "translation" };
-            if v.len() != n {
-                return Err(format!(
-                    "the {what} has {} values but the element has {n} axes {axes:?}: give one value per axis",
-                    v.len()
-                ));
-            }
-            check_finite(v, what)
-        }
-        Transformation::Affine(m) => {
-            if m.len() != n || m.iter().any(|r| r.len() != n + 1) {
-                let got: Vec<usize> = m.iter().map(Vec::len).collect();
-                return Err(format!(
-                    "the affine matrix must be {n} rows of {} values (one row per axis of {axes:?}, last column the \
-                     translation, no homogeneous row); got rows of lengths {got:?}",
-                    n + 1
-                ));
-            }
-            m.iter().try_for_each(|r| check_finite(r, "the affine matrix"))
-        }
-        Transformation::Sequence(items) => {
-            if items.is_empty() {
-                return Err("the sequence is empty: use Identity, or list at least one transformation".into());
-            }
-            items.iter().try_for_each(|i| check_transformation(i, axes))
-        }
-    }
-}
-
 /// Checks every transformation against the element's axes (`x`, `y`[, `z`]).
 pub(crate) fn check_transformations(
     name: &ElementName,
@@ -67,7 +26,7 @@ pub(crate) fn check_transformations(
         if cs.is_empty() || cs.chars().any(|c| c.is_control()) {
             return Err(invalid(name, format!("coordinate system name {cs:?} is empty or holds control characters")));
         }
-        check_transformation(t, axes)
+        crate::transform::check_against_axes(t, axes)
             .map_err(|e| invalid(name, format!("transformation to coordinate system '{cs}': {e}")))?;
     }
     Ok(())
