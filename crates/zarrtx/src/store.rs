@@ -312,6 +312,12 @@ impl Store {
         })
     }
 
+    /// Refuses `name` with `ElementExists` when a committed element holds it (case-insensitively, across types).
+    /// Callers use it to fail fast before preparing large inputs; every add re-checks at commit.
+    pub fn check_name_free(&self, name: &ElementName) -> Result<()> {
+        self.latest_state()?.check_free(name)
+    }
+
     /// Whether element data is fsynced before it is committed.
     pub fn durable(&self) -> bool {
         self.inner.durable
@@ -341,7 +347,7 @@ impl Store {
     ) -> Result<CommitInfo> {
         self.ensure_writable()?;
         if !overwrite {
-            self.latest_state()?.check_free(name)?;
+            self.check_name_free(name)?;
         }
         let txn = uuid::Uuid::new_v4().to_string();
         // Held until this add returns: tells gc the staging directory is in use, even for hours.

@@ -8,36 +8,14 @@ use arrow_array::{
     ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema};
-use common::open;
+use common::{fingerprint, open};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use zarrtx::{
     AddOptions, ElementType, Error, Geometry, PointsSpec, ShapesData, ShapesIndex, ShapesSpec, Store, Transformation,
 };
 
-/// Everything under the store except the temporary and probe areas, with sizes: "unchanged" means equal.
-fn fingerprint(root: &Path) -> Vec<(String, u64)> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            if rel.starts_with(".zarrtx/tmp") || rel.starts_with(".zarrtx/probe") || rel.starts_with(".zarrtx/locks") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push((rel, e.metadata().unwrap().len()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_from_iter(columns).unwrap()

@@ -27,14 +27,7 @@ pub fn run(kind: RasterKind, args: AddArgs, single_writer: bool) -> CliResult<i3
     let store = open_write(&args.store, single_writer)?;
     // Fail fast on a taken name before reading a possibly large input (the engine re-checks at commit).
     if !args.overwrite {
-        if let Ok(existing) = store.snapshot(None)?.element(name.as_str()) {
-            return Err(zarrtx::Error::ElementExists {
-                name: name.to_string(),
-                existing_type: existing.element_type.to_string(),
-                existing_name: existing.name,
-            }
-            .into());
-        }
+        store.check_name_free(&name)?;
     }
     let LoadedInput { source, dims, streamed } =
         input::load_input(&args.input, kind, args.dims, args.chunks.as_deref())?;

@@ -14,14 +14,7 @@ use zarrtx::{AddOptions, ElementName, Geometry, PointsSpec, ShapesSpec, Store};
 /// Fails fast on a taken name before reading a possibly large input (the engine re-checks at commit).
 fn check_free(store: &Store, name: &ElementName, overwrite: bool) -> CliResult<()> {
     if !overwrite {
-        if let Ok(existing) = store.snapshot(None)?.element(name.as_str()) {
-            return Err(zarrtx::Error::ElementExists {
-                name: name.to_string(),
-                existing_type: existing.element_type.to_string(),
-                existing_name: existing.name,
-            }
-            .into());
-        }
+        store.check_name_free(name)?;
     }
     Ok(())
 }

@@ -552,14 +552,7 @@ pub fn run_add(args: AddTableArgs, single_writer: bool) -> CliResult<i32> {
     let name = ElementName::new(&args.input.name)?;
     let store = open_write(&args.input.store, single_writer)?;
     if !args.overwrite {
-        if let Ok(existing) = store.snapshot(None)?.element(name.as_str()) {
-            return Err(zarrtx::Error::ElementExists {
-                name: name.to_string(),
-                existing_type: existing.element_type.to_string(),
-                existing_name: existing.name,
-            }
-            .into());
-        }
+        store.check_name_free(&name)?;
     }
     let t = build_table(&args.input, None)?;
     let started = Instant::now();

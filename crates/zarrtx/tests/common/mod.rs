@@ -156,3 +156,25 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// Everything under the store except the temporary and probe areas, with sizes: "unchanged" means equal.
+pub fn fingerprint(root: &Path) -> Vec<(String, u64)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if rel.starts_with(".zarrtx/tmp") || rel.starts_with(".zarrtx/probe") || rel.starts_with(".zarrtx/locks") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push((rel, e.metadata().unwrap().len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
