@@ -1,0 +1,174 @@
+"""Type stubs for ``zarrtx._core``, the compiled engine (PyO3).
+
+This module is the narrow, primitive-typed boundary between Python and the Rust engine: numpy arrays (zero-copy
+through rust-numpy where the layout allows), pyarrow RecordBatches (through Arrow's C data interface), and plain
+dicts/lists of JSON-like values. Everything that knows about spatialdata, anndata, xarray, geopandas or dask lives
+in the pure-Python layer (``zarrtx._store`` and friends). Users import ``zarrtx``, not this module.
+
+Errors: every engine error is raised as the matching class of ``zarrtx.errors`` (imported lazily by the engine):
+ElementExists, ElementNotFound, InvalidElement, Conflict, StorageError, VersionNotAvailable, LockTimeout, all
+derived from ZarrtxError. The message names the element and the fix.
+
+The GIL is released while the engine does I/O, encoding, waiting for locks and committing.
+
+Transformations are exchanged as lists of NGFF-style dicts exactly as spatialdata 0.8 stores them in
+``coordinateTransformations`` (each with ``type``, its parameters, ``input`` and ``output`` coordinate systems,
+the target coordinate system name being ``output["name"]``). An empty list means identity into ``global``.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+T = TypeVar("T")
+
+ElementType = Literal["images", "labels", "points", "shapes", "tables"]
+
+# Table dict ("TableDict"), used by add_table / append / read_table:
+# {
+#   "obs": pa.RecordBatch,          # obs columns INCLUDING the index column named by obs_index
+#   "obs_index": str,               # name of the index column in "obs" ("_index" for an unnamed pandas index)
+#   "var": pa.RecordBatch,          # same for var
+#   "var_index": str,
+#   "X": Matrix | None,
+#   "layers": dict[str, Matrix],
+#   "obsm": dict[str, np.ndarray],  # 2-D, n_obs rows
+#   "varm": dict[str, np.ndarray],  # 2-D, n_vars rows
+#   "uns": dict[str, Uns],          # Uns = str | int | float | bool | list[str] | np.ndarray | dict[str, Uns]
+#                                   # (uns["spatialdata_attrs"] is NOT included: use "annotation")
+#   "annotation": {"region": list[str], "region_key": str, "instance_key": str} | None,
+# }
+# Matrix = np.ndarray (2-D, dense)
+#        | {"format": "csr", "data": np.ndarray (1-D), "indices": np.ndarray (int64 or int32),
+#           "indptr": np.ndarray (int64 or int32), "shape": tuple[int, int]}
+# obs/var column types: int8..int64, uint8..uint64, float32/64, bool, string (utf8 or large_utf8),
+# dictionary<int*, string> (categoricals), nullable ints/bools/strings (Arrow nulls).
+# Reads return "indices"/"indptr" as int64, strings as utf8, categoricals as dictionary<int*, utf8>.
+
+class Snapshot:
+    """The store as of one committed version. Immutable; reads are relocation-safe (a concurrent delete or
+    overwrite does not disturb them, until gc reclaims the data: VersionNotAvailable)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    def elements(self) -> list[tuple[str, ElementType]]:
+        """(name, type) of every element at this version, sorted by name."""
+    def raster_info(self, name: str) -> dict[str, Any]:
+        """{"kind": "image"|"labels", "dims": [...], "dtype": "uint16", "levels": [{"path": "s0", "shape": [...],
+        "chunks": [...]}, ...], "channel_names": [...] | None, "transformations": [ngff dicts]}"""
+    def read_raster(
+        self, name: str, level: int = 0, region: list[tuple[int, int]] | None = None
+    ) -> np.ndarray:
+        """Pixels of one pyramid level, optionally a region (one [start, stop) per axis)."""
+    def vector_info(self, name: str) -> dict[str, Any]:
+        """{"type": "points"|"shapes", "n_rows": int, "columns": [[name, arrow type], ...], "axes": [...],
+        "geometry_types": [...], "feature_key": str | None, "instance_key": str | None, "files": int,
+        "transformations": [ngff dicts]}"""
+    def read_table(self, name: str) -> dict[str, Any]:
+        """The table exactly as of this version (a TableDict, see above)."""
+    def table_info(self, name: str) -> dict[str, Any]:
+        """{"n_obs", "n_vars", "obs_index", "columns": [[name, encoding], ...], "x", "layers", "obsm", "regions",
+        "region_key", "instance_key"}"""
+    def read_with(self, name: str, fn: Callable[[str], T]) -> T:
+        """Calls fn(path) with the directory currently holding this version's generation of the element (its
+        installed place, its staging or its trash place) and returns fn's result. If fn raises while the element
+        is being moved, or the element moved during the call, fn is called again at the new place; any other
+        exception from fn propagates unchanged."""
+
+class LockGuard:
+    """One acquired user lock (not reentrant: zarrtx.Store.lock adds per-thread reentrancy on top). Held until
+    release() or until the owning process dies (the kernel releases it)."""
+
+    def release(self) -> None: ...
+    @property
+    def mode(self) -> Literal["r", "w"]: ...
+
+class Store:
+    """A handle on one store (opening is cheap; every call sees the newest committed state)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        single_writer: bool = False,
+        durable: bool = True,
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    def version(self) -> int:
+        """The newest committed version (fresh on every call)."""
+    def elements(self) -> list[tuple[str, ElementType]]:
+        """(name, type) of every element at the newest version, sorted by name (fresh on every call)."""
+    def history(self) -> list[dict[str, Any]]:
+        """Oldest first: {"version": int, "txn": str, "timestamp_ms": int, "writer": {"host": str, "pid": int,
+        "label": str | None}, "summary": [str, ...]}"""
+    def snapshot(self, version: int | None = None) -> Snapshot: ...
+    def delete(self, name: str) -> int:
+        """Deletes an element; returns the new version. ElementNotFound if absent."""
+    def add_raster(
+        self,
+        name: str,
+        kind: Literal["image", "labels"],
+        dims: list[str],
+        *,
+        data: np.ndarray | None = None,
+        shape: list[int] | None = None,
+        dtype: str | None = None,
+        blocks: Iterable[tuple[list[int], np.ndarray]] | None = None,
+        channel_names: list[str] | None = None,
+        transformations: list[dict[str, Any]] | None = None,
+        scale_factors: list[int] | None = None,
+        levels: list[np.ndarray] | None = None,
+        chunks: list[int] | None = None,
+        shards: list[int] | None = None,
+        compression: Literal["zstd", "none", "blosc-lz4", "blosc-zstd"] = "zstd",
+        compression_level: int = 0,
+        overwrite: bool = False,
+    ) -> int:
+        """Adds an image or labels element; returns the new version. Give either `data` (the whole
+        full-resolution array) or `shape` + `dtype` + `blocks` (an iterable of (offset, block) pairs, blocks of
+        any shape, non-overlapping, pulled one by one with the GIL held only while pulling). Pyramid: either
+        `scale_factors` (computed levels) or `levels` (the lower levels, given, in memory). Dtype names are
+        Zarr v3 names ("uint16", ...)."""
+    def add_points(
+        self,
+        name: str,
+        batches: list[pa.RecordBatch],
+        *,
+        feature_key: str | None = None,
+        instance_key: str | None = None,
+        transformations: list[dict[str, Any]] | None = None,
+        overwrite: bool = False,
+    ) -> int:
+        """Columns x, y (optionally z) plus any others; returns the new version."""
+    def add_shapes(
+        self,
+        name: str,
+        *,
+        geometry_wkb: list[bytes],
+        radius: np.ndarray | None = None,
+        columns: pa.RecordBatch | None = None,
+        index: list[int] | list[str] | None = None,
+        transformations: list[dict[str, Any]] | None = None,
+        overwrite: bool = False,
+    ) -> int:
+        """Geometries as WKB (2-D points with `radius` for circles; polygons / multipolygons otherwise)."""
+    def add_table(self, name: str, table: dict[str, Any], *, overwrite: bool = False) -> int: ...
+    def append(self, name: str, rows: dict[str, Any]) -> int:
+        """Appends rows (a TableDict with the table's columns) under the table's lock; creates the table when it
+        is missing. Returns the new version."""
+    def lock(
+        self, name: str | None = None, mode: Literal["r", "w"] = "w", timeout: float | None = None
+    ) -> LockGuard:
+        """Acquires a user lock (readers-writer; name None = the whole store; a named lock also holds the store
+        lock in "r" mode, so a store-wide "w" excludes every named lock). Blocks with the GIL released;
+        LockTimeout after `timeout` seconds (None = wait forever, 0 = try once)."""
+    def verify(self) -> dict[str, Any]:
+        """{"problems": [str], "leftovers": [str], "retained": [str]}"""
+    def gc(self, grace_seconds: float | None = None) -> dict[str, Any]: ...
