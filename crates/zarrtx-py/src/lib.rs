@@ -1,8 +1,19 @@
 //! `zarrtx._core`: the zarrtx engine as a CPython extension module (PyO3, abi3).
 //!
-//! This crate is only the boundary: it converts numpy arrays, pyarrow record batches and plain Python values to the
-//! engine's types and back, maps engine errors to `zarrtx.errors`, and releases the GIL around engine work.
-//! Everything that knows spatialdata's objects lives in the pure-Python package `python/zarrtx/`.
+//! This crate is only the boundary: it converts numpy arrays (rust-numpy), pyarrow record batches (Arrow's C data
+//! interface) and plain Python values to the engine's types and back, maps engine errors to the classes of
+//! `zarrtx.errors`, and releases the GIL around engine work. Everything that knows spatialdata's objects lives in
+//! the pure-Python package `python/zarrtx/`.
+
+mod arrow_ffi;
+mod errors;
+mod json;
+mod ndarrays;
+mod py_lock;
+mod py_snapshot;
+mod py_store;
+mod raster_input;
+mod tables;
 
 use pyo3::prelude::*;
 
@@ -10,5 +21,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<py_store::PyStore>()?;
+    m.add_class::<py_snapshot::PySnapshot>()?;
+    m.add_class::<py_lock::PyLockGuard>()?;
     Ok(())
 }

@@ -1,0 +1,161 @@
+//! `zarrtx._core.Snapshot`: the store as of one committed version.
+
+use crate::errors::IntoPy;
+use crate::json::transformations_to_py;
+use crate::ndarrays::to_numpy;
+use crate::tables::table_to_py;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::ops::Range;
+use std::sync::Mutex;
+use zarrtx::{Error, RasterKind, Snapshot};
+
+/// The store as of one committed version; reads are relocation-safe.
+#[pyclass(module = "zarrtx._core", name = "Snapshot", frozen)]
+pub struct PySnapshot {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) path: String,
+}
+
+/// `(name, type)` pairs of a snapshot, sorted by name.
+pub fn element_pairs(snapshot: &Snapshot) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        snapshot.elements().into_iter().map(|e| (e.name, e.element_type.group().to_string())).collect();
+    out.sort();
+    out
+}
+
+#[pymethods]
+impl PySnapshot {
+    /// The version this snapshot is pinned to.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.snapshot.version()
+    }
+
+    /// The store's root directory.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `(name, type)` of every element at this version, sorted by name.
+    fn elements(&self) -> Vec<(String, String)> {
+        element_pairs(&self.snapshot)
+    }
+
+    /// Kind, dims, dtype, levels, channel names and transformations of an image or labels element.
+    fn raster_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let info = py.detach(|| self.snapshot.raster_info(name)).py()?;
+        let d = PyDict::new(py);
+        d.set_item("kind", if info.kind == RasterKind::Image { "image" } else { "labels" })?;
+        d.set_item("dims", &info.dims)?;
+        d.set_item("dtype", info.data_type.zarr_name())?;
+        let levels: Vec<Bound<'py, PyDict>> = info
+            .levels
+            .iter()
+            .map(|l| {
+                let ld = PyDict::new(py);
+                ld.set_item("path", &l.path)?;
+                ld.set_item("shape", &l.shape)?;
+                ld.set_item("chunks", &l.chunk_shape)?;
+                Ok(ld)
+            })
+            .collect::<PyResult<_>>()?;
+        d.set_item("levels", levels)?;
+        d.set_item("channel_names", &info.channel_names)?;
+        d.set_item("transformations", transformations_to_py(py, &info.transformations, &info.dims)?)?;
+        Ok(d)
+    }
+
+    /// Pixels of one level, optionally of a region (one `(start, stop)` per axis).
+    #[pyo3(signature = (name, level = 0, region = None))]
+    fn read_raster<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        level: usize,
+        region: Option<Vec<(u64, u64)>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let region: Option<Vec<Range<u64>>> = region.map(|r| r.into_iter().map(|(a, b)| a..b).collect());
+        let array = py.detach(|| self.snapshot.read_raster(name, level, region.as_deref())).py()?;
+        Ok(to_numpy(py, array))
+    }
+
+    /// Rows, columns, axes, keys and transformations of a points or shapes element.
+    fn vector_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let info = py.detach(|| self.snapshot.vector_info(name)).py()?;
+        let d = PyDict::new(py);
+        d.set_item("type", info.element_type.group())?;
+        d.set_item("n_rows", info.n_rows)?;
+        d.set_item("columns", &info.columns)?;
+        d.set_item("axes", &info.axes)?;
+        d.set_item("geometry_types", &info.geometry_types)?;
+        d.set_item("feature_key", &info.feature_key)?;
+        d.set_item("instance_key", &info.instance_key)?;
+        d.set_item("files", info.files)?;
+        d.set_item("transformations", transformations_to_py(py, &info.transformations, &info.axes)?)?;
+        Ok(d)
+    }
+
+    /// The table exactly as of this version, as a table dict.
+    fn read_table<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let table = py.detach(|| self.snapshot.read_table(name)).py()?;
+        table_to_py(py, table)
+    }
+
+    /// Sizes, columns, regions and keys of a table.
+    fn table_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let info = py.detach(|| self.snapshot.table_info(name)).py()?;
+        let d = PyDict::new(py);
+        d.set_item("n_obs", info.n_obs)?;
+        d.set_item("n_vars", info.n_vars)?;
+        d.set_item("obs_index", &info.obs_index)?;
+        let columns: Vec<(String, String)> = info.columns.iter().map(|c| (c.name.clone(), c.encoding.clone())).collect();
+        d.set_item("columns", columns)?;
+        d.set_item("x", &info.x)?;
+        d.set_item("layers", &info.layers)?;
+        d.set_item("obsm", &info.obsm)?;
+        d.set_item("regions", &info.regions)?;
+        d.set_item("region_key", &info.region_key)?;
+        d.set_item("instance_key", &info.instance_key)?;
+        Ok(d)
+    }
+
+    /// Calls `fn(path)` with the directory currently holding this version's data of element `name`; repeats
+    /// the call if the data moved meanwhile; other exceptions from `fn` propagate unchanged.
+    fn read_with(&self, py: Python<'_>, name: &str, r#fn: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let failure: Mutex<Option<PyErr>> = Mutex::new(None);
+        let result = py.detach(|| {
+            self.snapshot.read_with(name, |dir, _| {
+                Python::attach(|py| match r#fn.call1(py, (dir.to_string_lossy().into_owned(),)) {
+                    Ok(v) => {
+                        if let Ok(mut slot) = failure.lock() {
+                            *slot = None;
+                        }
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if let Ok(mut slot) = failure.lock() {
+                            *slot = Some(e);
+                        }
+                        Err(Error::InvalidElement { name: name.to_string(), reason: format!("reading failed: {message}") })
+                    }
+                })
+            })
+        });
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => match failure.into_inner().ok().flatten() {
+                Some(py_err) => Err(py_err),
+                None => Err(crate::errors::to_pyerr(e)),
+            },
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<zarrtx Snapshot of {} at version {}>", self.path, self.snapshot.version())
+    }
+}
+
