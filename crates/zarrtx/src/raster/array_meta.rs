@@ -81,7 +81,7 @@ mod tests {
             shape: vec![3, 64, 64],
             chunk: vec![3, 32, 32],
             shard,
-            scale: vec![1, 1, 1],
+            scale: vec![1.0, 1.0, 1.0],
         }
     }
 

@@ -1,7 +1,7 @@
 //! The layout of every level of a raster element before anything is written: path, shape, chunk and shard shape,
 //! and the cumulative downscale factor relative to the full resolution.
 
-use super::{Pyramid, RasterSpec};
+use super::{Pyramid, RasterArray, RasterSpec};
 
 /// Chunks along `c` hold every channel up to this many channels; beyond it, one channel per chunk.
 const MAX_CHANNELS_PER_CHUNK: u64 = 16;
@@ -9,7 +9,7 @@ const MAX_CHANNELS_PER_CHUNK: u64 = 16;
 const DEFAULT_SPATIAL_CHUNK: u64 = 1024;
 
 /// The layout of one level.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LevelPlan {
     /// Dataset path inside the element group: `s0`, `s1`, ...
     pub path: String,
@@ -19,8 +19,9 @@ pub(crate) struct LevelPlan {
     pub chunk: Vec<u64>,
     /// Shard shape (the outer chunk grid), when sharded.
     pub shard: Option<Vec<u64>>,
-    /// Cumulative downscale factor per axis relative to level 0 (1 on `c`).
-    pub scale: Vec<u64>,
+    /// Scale of the level relative to level 0, per axis (1 on `c`), as written to the NGFF `datasets`: the product
+    /// of the factors for computed levels, the shape ratio `level0 / level` for given levels.
+    pub scale: Vec<f64>,
 }
 
 impl LevelPlan {
@@ -60,17 +61,65 @@ pub(crate) fn axis_factors(dims: &[String], factor: u64) -> Vec<u64> {
     dims.iter().map(|d| if is_spatial(d) { factor } else { 1 }).collect()
 }
 
-/// The downscale factors between consecutive levels (empty for a single level).
+/// The downscale factors between consecutive levels (empty unless the pyramid is computed).
 pub(crate) fn pyramid_factors(spec: &RasterSpec) -> &[u64] {
     match &spec.pyramid {
-        Pyramid::Single => &[],
+        Pyramid::Single | Pyramid::Given(_) => &[],
         Pyramid::Computed(f) => f,
     }
 }
 
+/// The levels below 0 the caller gave (empty unless the pyramid is given).
+pub(crate) fn given_levels(spec: &RasterSpec) -> &[RasterArray] {
+    match &spec.pyramid {
+        Pyramid::Single | Pyramid::Computed(_) => &[],
+        Pyramid::Given(levels) => levels,
+    }
+}
+
+/// The shape of a computed level: `floor(previous / factor)` per axis, at least 1.
+pub(crate) fn computed_shape(prev: &[u64], factors: &[u64]) -> Vec<u64> {
+    prev.iter().zip(factors).map(|(&n, &f)| (n / f.max(1)).max(1)).collect()
+}
+
+/// The NGFF scale of a level of `shape` in a pyramid whose level 0 has `shape0`: `shape0 / shape` per axis, as
+/// ome-zarr's `generate_coordinate_transformations` (which spatialdata uses) computes it.
+pub(crate) fn shape_ratio(shape0: &[u64], shape: &[u64]) -> Vec<f64> {
+    shape0.iter().zip(shape).map(|(&a, &b)| a as f64 / b.max(1) as f64).collect()
+}
+
+/// Shape and scale of every level below 0.
+fn lower_levels(spec: &RasterSpec, shape0: &[u64]) -> Vec<(Vec<u64>, Vec<f64>)> {
+    match &spec.pyramid {
+        Pyramid::Single => Vec::new(),
+        Pyramid::Computed(factors) => {
+            let mut shape = shape0.to_vec();
+            let mut scale = vec![1u64; shape0.len()];
+            factors
+                .iter()
+                .map(|&f| {
+                    let af = axis_factors(&spec.dims, f);
+                    shape = computed_shape(&shape, &af);
+                    scale = scale.iter().zip(&af).map(|(&s, &f)| s * f).collect();
+                    (shape.clone(), scale.iter().map(|&s| s as f64).collect())
+                })
+                .collect()
+        }
+        Pyramid::Given(levels) => levels
+            .iter()
+            .map(|a| {
+                let shape = a.shape();
+                let scale = shape_ratio(shape0, &shape);
+                (shape, scale)
+            })
+            .collect(),
+    }
+}
+
 /// The layout of every level for a validated `spec` and full-resolution `shape`. Levels below 0 keep the level-0
-/// chunk (and shard) shape, clamped to the level's extent; level shapes are `floor(previous / factor)` on the
-/// spatial axes (trailing pixels that do not fill a window are dropped, like xarray's `coarsen(boundary="trim")`).
+/// chunk (and shard) shape, clamped to the level's extent, whether computed or given. Computed level shapes are
+/// `floor(previous / factor)` on the spatial axes (trailing pixels that do not fill a window are dropped, like
+/// xarray's `coarsen(boundary="trim")`); given levels keep the shape of their array.
 pub(crate) fn plan_levels(spec: &RasterSpec, shape: &[u64]) -> Vec<LevelPlan> {
     let chunk0 = base_chunk_shape(spec, shape);
     let mut plans = vec![LevelPlan {
@@ -78,12 +127,9 @@ pub(crate) fn plan_levels(spec: &RasterSpec, shape: &[u64]) -> Vec<LevelPlan> {
         shape: shape.to_vec(),
         chunk: chunk0.clone(),
         shard: spec.shard_shape.clone(),
-        scale: vec![1; shape.len()],
+        scale: vec![1.0; shape.len()],
     }];
-    for (k, &f) in pyramid_factors(spec).iter().enumerate() {
-        let prev = &plans[k];
-        let af = axis_factors(&spec.dims, f);
-        let level_shape: Vec<u64> = prev.shape.iter().zip(&af).map(|(&n, &f)| (n / f.max(1)).max(1)).collect();
+    for (k, (level_shape, scale)) in lower_levels(spec, shape).into_iter().enumerate() {
         let chunk: Vec<u64> = chunk0.iter().zip(&level_shape).map(|(&c, &n)| c.min(n).max(1)).collect();
         let shard = spec.shard_shape.as_ref().map(|s| {
             s.iter()
@@ -92,7 +138,6 @@ pub(crate) fn plan_levels(spec: &RasterSpec, shape: &[u64]) -> Vec<LevelPlan> {
                 .map(|((&s, &c), &n)| s.min(n.div_ceil(c) * c).max(c))
                 .collect()
         });
-        let scale = prev.scale.iter().zip(&af).map(|(&s, &f)| s * f).collect();
         plans.push(LevelPlan {
             path: format!("s{}", k + 1),
             shape: level_shape,
@@ -126,10 +171,29 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert_eq!(p[1].shape, vec![2, 6, 10]);
         assert_eq!(p[2].shape, vec![2, 2, 3]);
-        assert_eq!(p[2].scale, vec![1, 6, 6]);
+        assert_eq!(p[2].scale, vec![1.0, 6.0, 6.0]);
         assert_eq!(p[2].chunk, vec![1, 2, 3]);
         assert_eq!(p[2].shard, Some(vec![1, 2, 3]));
         assert_eq!(p[1].shard, Some(vec![1, 8, 8]));
+        assert_eq!(p[2].path, "s2");
+    }
+
+    #[test]
+    fn given_levels_use_the_computed_chunk_rule_and_shape_ratios() {
+        let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
+        spec.chunk_shape = Some(vec![4, 4]);
+        spec.shard_shape = Some(vec![8, 8]);
+        let level = |shape: &[usize]| RasterArray::U8(ndarray::ArrayD::zeros(shape));
+        spec.pyramid = Pyramid::Given(vec![level(&[5, 10]), level(&[2, 3])]);
+        let p = plan_levels(&spec, &[11, 20]);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1].shape, vec![5, 10]);
+        assert_eq!(p[1].scale, vec![11.0 / 5.0, 2.0]);
+        assert_eq!(p[1].chunk, vec![4, 4]);
+        assert_eq!(p[1].shard, Some(vec![8, 8]));
+        assert_eq!(p[2].scale, vec![5.5, 20.0 / 3.0]);
+        assert_eq!(p[2].chunk, vec![2, 3]);
+        assert_eq!(p[2].shard, Some(vec![2, 3]));
         assert_eq!(p[2].path, "s2");
     }
 }

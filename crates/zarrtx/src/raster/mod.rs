@@ -30,3 +30,5 @@ pub use write::{write_element, write_element_with, WriteOptions};
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_given;

@@ -202,6 +202,13 @@ pub enum Pyramid {
     /// Levels computed from the full resolution: each entry is the downscale factor of that level relative to
     /// the previous one along the spatial axes (`y,x` and `z` when present); mean for images, mode for labels.
     Computed(Vec<u64>),
+    /// Levels 1, 2, ... given by the caller, in order (e.g. the `scale1`, `scale2`, ... nodes of a spatialdata
+    /// multiscale `DataTree`), stored verbatim as `s1`, `s2`, ... next to level 0, which still comes from the
+    /// [`RasterSource`]. Every level must have level 0's dtype and axes, keep the `c` axis unchanged, and be no
+    /// larger than the previous level along every spatial axis and strictly smaller along at least one.
+    /// Non-integer ratios (e.g. 101 → 51) are allowed: each level's NGFF `scale` is the ratio of level 0's shape
+    /// to the level's shape per axis, as spatialdata writes it. An empty list writes a single level.
+    Given(Vec<RasterArray>),
 }
 
 /// Everything about a raster element except its pixel data.

@@ -9,12 +9,12 @@ use crate::transform::Transformation;
 use ndarray::{s, ArrayD, IxDyn};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-fn name(s: &str) -> ElementName {
+pub(super) fn name(s: &str) -> ElementName {
     ElementName::new(s).unwrap()
 }
 
 /// Deterministic pseudo-random values.
-fn values(n: usize, seed: u64) -> Vec<u64> {
+pub(super) fn values(n: usize, seed: u64) -> Vec<u64> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
@@ -24,7 +24,7 @@ fn values(n: usize, seed: u64) -> Vec<u64> {
         .collect()
 }
 
-fn array_of(dt: DataType, shape: &[usize], seed: u64) -> RasterArray {
+pub(super) fn array_of(dt: DataType, shape: &[usize], seed: u64) -> RasterArray {
     let n: usize = shape.iter().product();
     let v = values(n, seed);
     let sh = IxDyn(shape);
@@ -45,7 +45,7 @@ fn array_of(dt: DataType, shape: &[usize], seed: u64) -> RasterArray {
 
 /// Splits `a` into blocks of `block` elements starting at `origin` offsets (unaligned when origin is not 0),
 /// shuffled deterministically.
-fn blocks_of(a: &RasterArray, block: &[u64], origin: &[u64]) -> Vec<RasterBlock> {
+pub(super) fn blocks_of(a: &RasterArray, block: &[u64], origin: &[u64]) -> Vec<RasterBlock> {
     let shape = a.shape();
     let mut cuts: Vec<Vec<(u64, u64)>> = Vec::new();
     for i in 0..shape.len() {
@@ -100,7 +100,7 @@ fn blocks_of(a: &RasterArray, block: &[u64], origin: &[u64]) -> Vec<RasterBlock>
     blocks
 }
 
-fn stream(shape: Vec<u64>, dt: DataType, blocks: Vec<RasterBlock>) -> RasterSource<'static> {
+pub(super) fn stream(shape: Vec<u64>, dt: DataType, blocks: Vec<RasterBlock>) -> RasterSource<'static> {
     RasterSource::Blocks {
         shape,
         data_type: dt,
@@ -108,14 +108,14 @@ fn stream(shape: Vec<u64>, dt: DataType, blocks: Vec<RasterBlock>) -> RasterSour
     }
 }
 
-fn spec(kind: RasterKind, dims: &[&str]) -> RasterSpec {
+pub(super) fn spec(kind: RasterKind, dims: &[&str]) -> RasterSpec {
     RasterSpec::new(kind, dims)
 }
 
 #[derive(Default)]
-struct Counting {
-    total: AtomicU64,
-    done: AtomicU64,
+pub(super) struct Counting {
+    pub(super) total: AtomicU64,
+    pub(super) done: AtomicU64,
 }
 
 impl Progress for Counting {

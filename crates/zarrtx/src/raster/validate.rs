@@ -2,7 +2,7 @@
 //! before the store is touched). Every message names the element (through [`Error::InvalidElement`]) and says
 //! how to fix the problem.
 
-use super::levels::{axis_factors, base_chunk_shape, pyramid_factors};
+use super::levels::{axis_factors, base_chunk_shape, given_levels, is_spatial, pyramid_factors};
 use super::{Compression, DataType, RasterKind, RasterSpec};
 use crate::error::{Error, Result};
 use crate::name::ElementName;
@@ -14,8 +14,8 @@ pub const BLOSC_CNAMES: [&str; 5] = ["blosclz", "lz4", "lz4hc", "zlib", "zstd"];
 pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = -131072..=22;
 
 /// Checks `spec` against spatialdata's rules for a raster of full-resolution `shape` and `data_type`: axes,
-/// dtype (labels must be integer), shape, channel names, chunking and sharding, pyramid factors, transformations
-/// and compression. Returns the first problem found as [`Error::InvalidElement`].
+/// dtype (labels must be integer), shape, channel names, chunking and sharding, pyramid factors or given pyramid
+/// levels, transformations and compression. Returns the first problem found as [`Error::InvalidElement`].
 pub fn validate(name: &ElementName, spec: &RasterSpec, shape: &[u64], data_type: DataType) -> Result<()> {
     let refuse = |reason: String| {
         Err(Error::InvalidElement {
@@ -36,6 +36,7 @@ fn check_all(spec: &RasterSpec, shape: &[u64], data_type: DataType) -> Result<()
     check_channels(spec, shape)?;
     check_chunking(spec, shape)?;
     check_pyramid(spec, shape)?;
+    check_given_levels(spec, shape, data_type)?;
     let axes: Vec<&str> = spec.dims.iter().map(String::as_str).collect();
     for (cs, t) in &spec.transformations {
         if cs.is_empty() {
@@ -172,6 +173,69 @@ fn check_pyramid(spec: &RasterSpec, shape: &[u64]) -> Result<(), String> {
             }
             level[i] = next;
         }
+    }
+    Ok(())
+}
+
+/// Checks the levels of [`Pyramid::Given`](super::Pyramid::Given) against level 0 (`shape0`, `data_type`): same
+/// dtype and number of axes, the same `c`, and every spatial axis at least 1 and no larger than in the previous
+/// level, with at least one spatial axis strictly smaller. Since every level shrinks, the number of levels is
+/// bounded by the spatial extent (as for computed pyramids, whose factors must be at least 2); there is no other cap.
+fn check_given_levels(spec: &RasterSpec, shape0: &[u64], data_type: DataType) -> Result<(), String> {
+    let mut prev = shape0.to_vec();
+    for (i, a) in given_levels(spec).iter().enumerate() {
+        let k = i + 1;
+        let at = format!("given pyramid level {k} (s{k})");
+        let (dt, shape) = (a.data_type(), a.shape());
+        if dt != data_type {
+            return Err(format!(
+                "{at} holds {} data but level 0 is {}: cast every level to level 0's dtype",
+                dt.zarr_name(),
+                data_type.zarr_name()
+            ));
+        }
+        if shape.len() != shape0.len() {
+            return Err(format!(
+                "{at} has {} dimensions (shape {shape:?}) but level 0 has {} (axes {:?}, shape {shape0:?}): every \
+                 level needs level 0's axes",
+                shape.len(),
+                shape0.len(),
+                spec.dims
+            ));
+        }
+        for (d, dim) in spec.dims.iter().enumerate() {
+            if !is_spatial(dim) {
+                if shape[d] != shape0[d] {
+                    return Err(format!(
+                        "{at} has {} entries on the channel axis 'c' but level 0 has {}: pyramids never downsample \
+                         channels, so keep every channel in every level",
+                        shape[d], shape0[d]
+                    ));
+                }
+            } else if shape[d] == 0 {
+                return Err(format!(
+                    "{at} has size 0 along axis '{dim}' (shape {shape:?}): every level needs at least one pixel along \
+                     every axis; drop this level and the ones below it"
+                ));
+            } else if shape[d] > prev[d] {
+                return Err(format!(
+                    "{at} is larger than level {} along axis '{dim}' ({} > {}; shapes {shape:?} and {prev:?}): give \
+                     the levels from the full resolution down, each no larger than the one before",
+                    k - 1,
+                    shape[d],
+                    prev[d]
+                ));
+            }
+        }
+        let shrinks = spec.dims.iter().enumerate().any(|(d, dim)| is_spatial(dim) && shape[d] < prev[d]);
+        if !shrinks {
+            return Err(format!(
+                "{at} has the same shape {shape:?} as level {}: every level must be smaller than the previous one \
+                 along at least one spatial axis; drop the repeated level",
+                k - 1
+            ));
+        }
+        prev = shape;
     }
     Ok(())
 }

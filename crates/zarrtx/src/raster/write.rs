@@ -3,7 +3,7 @@
 
 use super::durable::sync_tree;
 use super::level_writer::LevelWriter;
-use super::levels::{axis_factors, plan_levels, pyramid_factors, LevelPlan};
+use super::levels::{axis_factors, given_levels, plan_levels, pyramid_factors, LevelPlan};
 use super::metadata::{element_group_json, DatasetEntry};
 use super::pixel::with_bytes;
 use super::pyramid::{downsample_array, reduce_for, write_level_from_disk};
@@ -11,7 +11,7 @@ use super::region::Region;
 use super::stream::{PendingCells, PENDING_BUDGET};
 use super::validate::validate;
 use super::zarr_io::{store, write_json};
-use super::{DataType, RasterBlock, RasterSource, RasterSpec};
+use super::{DataType, RasterArray, RasterBlock, RasterSource, RasterSpec};
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
@@ -25,10 +25,11 @@ use std::path::Path;
 /// The spec is validated against the data's shape and type before anything is written. Chunks are encoded in
 /// parallel. With [`RasterSource::Blocks`], each block is written as it arrives: cells it covers entirely are
 /// stored at once, parts of cells are assembled in memory (up to a budget, beyond which the oldest partial cells
-/// are stored and completed later by read-modify-write) so no chunk is read back; pyramid levels are then computed
-/// from the level above, read back from `dir` in tiles, so memory stays near one block plus the chunks in
-/// flight. Progress is reported in bytes of uncompressed data over all levels. `zarr.json` documents are written
-/// last, after all chunk data.
+/// are stored and completed later by read-modify-write) so no chunk is read back; computed pyramid levels are then
+/// computed from the level above, read back from `dir` in tiles, so memory stays near one block plus the chunks in
+/// flight. Levels of a [`Pyramid::Given`](super::Pyramid::Given) are written verbatim from memory after level 0,
+/// with the same chunking rule as computed levels. Progress is reported in bytes of uncompressed data over all
+/// levels. `zarr.json` documents are written last, after all chunk data.
 /// Chunk files are written without per-file fsync; the whole tree is made durable (files, then directories) in one
 /// pass at the end. Same as [`write_element_with`] with [`WriteOptions::default`] (durable).
 pub fn write_element(
@@ -76,13 +77,14 @@ pub fn write_element_with(
         .map(|p| LevelWriter::new(dir, st.clone(), p, dtype, &spec.compression, &spec.dims, name, progress))
         .collect::<Result<Vec<_>>>()?;
     let factors = pyramid_factors(spec);
+    // Level 0 and the computed levels come from the source; given levels (if any) are written from memory after.
+    let (from_source, given) = writers.split_at((1 + factors.len()).min(writers.len()));
 
     match source {
         RasterSource::InMemory(array) => {
             let mut level = array;
-            for (k, w) in writers.iter().enumerate() {
-                let whole = Region::new(vec![0; shape.len()], w.plan().shape.clone());
-                with_bytes(&level, |b| w.write_region(&whole, b))?;
+            for (k, w) in from_source.iter().enumerate() {
+                write_whole(w, &level)?;
                 if let Some(&f) = factors.get(k) {
                     // The previous level is dropped as soon as the next one exists.
                     level = downsample_array(name, &level, &axis_factors(&spec.dims, f), reduce_for(spec.kind))?;
@@ -90,7 +92,7 @@ pub fn write_element_with(
             }
         }
         RasterSource::Blocks { blocks, .. } => {
-            let Some(w0) = writers.first() else { return Ok(NodeTree::new()) };
+            let Some(w0) = from_source.first() else { return Ok(NodeTree::new()) };
             let pending = PendingCells::new(PENDING_BUDGET);
             for block in blocks {
                 let block = block?;
@@ -100,11 +102,14 @@ pub fn write_element_with(
                 }
             }
             pending.finish(w0)?;
-            for (k, pair) in writers.windows(2).enumerate() {
-                let f = axis_factors(&spec.dims, factors[k]);
+            for (pair, &f) in from_source.windows(2).zip(factors) {
+                let f = axis_factors(&spec.dims, f);
                 write_level_from_disk(pair[0].array(), &pair[1], &f, spec.kind, dtype, name, dir)?;
             }
         }
+    }
+    for (w, level) in given.iter().zip(given_levels(spec)) {
+        write_whole(w, level)?;
     }
 
     let mut tree = NodeTree::new();
@@ -116,7 +121,7 @@ pub fn write_element_with(
         .iter()
         .map(|p| DatasetEntry {
             path: p.path.clone(),
-            scale: p.scale.iter().map(|&s| s as f64).collect(),
+            scale: p.scale.clone(),
         })
         .collect();
     let n_channels = if spec.dims.first().map(String::as_str) == Some("c") { shape[0] } else { 0 };
@@ -127,6 +132,13 @@ pub fn write_element_with(
         sync_tree(dir)?;
     }
     Ok(tree)
+}
+
+/// Writes a whole in-memory level through its writer (chunks encoded in parallel).
+fn write_whole(w: &LevelWriter<'_>, level: &RasterArray) -> Result<()> {
+    let shape = &w.plan().shape;
+    let whole = Region::new(vec![0; shape.len()], shape.clone());
+    with_bytes(level, |b| w.write_region(&whole, b))
 }
 
 fn level_bytes(p: &LevelPlan, dtype: DataType) -> u64 {
