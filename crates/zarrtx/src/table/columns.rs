@@ -265,7 +265,9 @@ pub(crate) fn kind_for_arrow(name: &ElementName, col: &str, arr: &dyn Array, min
         });
     }
     if is_string(dt) {
-        return Ok(if nulls { ColKind::NullableStr } else { ColKind::Str });
+        // anndata >= 0.12 with pandas 3 writes every `str` column this way (nulls or not); reading it back gives
+        // pandas' `str` dtype, as for a table spatialdata wrote, and later appends may bring missing values.
+        return Ok(ColKind::NullableStr);
     }
     if let Some((_, cats)) = dictionary(arr) {
         let distinct = cats.iter().collect::<std::collections::HashSet<_>>().len();
@@ -493,7 +495,9 @@ pub(crate) fn column_nodes(path: &str, kind: &ColKind, n: u64, n_categories: u64
             };
             let mut attrs = enc(kind.encoding(), "0.1.0");
             if *kind == ColKind::NullableStr {
-                attrs["na-value"] = json!("NA");
+                // anndata's marker for pandas' default `str` dtype (missing = NaN); "NA" would read back as
+                // `string[python]`.
+                attrs["na-value"] = json!("NaN");
             }
             vec![
                 (path.to_string(), group_meta(attrs)),
