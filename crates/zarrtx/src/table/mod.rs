@@ -8,8 +8,8 @@
 //! `instance_key`. Under it:
 //! - `obs` and `var`: `dataframe` groups (`_index`, `column-order`). The index column is stored under its own name
 //!   with `_index` naming it, exactly as anndata stores a *named* pandas index; name it `"_index"` for an unnamed
-//!   pandas index. Column encodings: integer/float/bool → `array`; strings → `string-array` (or
-//!   `nullable-string-array` with `na-value` `"NaN"`, as anndata writes pandas 3 `str` columns); integers/booleans with nulls →
+//!   pandas index. Column encodings: integer/float/bool → `array`; strings → `nullable-string-array` with
+//!   `na-value` `"NaN"` (as anndata writes pandas 3 `str` columns; the index is a `string-array`); integers/booleans with nulls →
 //!   `nullable-integer`/`nullable-boolean` (`values` + `mask`, `true` = missing); float nulls are written as NaN;
 //!   Arrow dictionaries of strings → `categorical` (`codes` int8/int16/int32/int64 as pandas picks them from the
 //!   number of categories, except the region column whose codes are at least int16 so that appends can add
