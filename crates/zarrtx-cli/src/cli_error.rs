@@ -1,7 +1,8 @@
 //! The CLI's error type: a message for the user and the process exit code it maps to.
 //!
 //! Exit codes: `2` for bad input or usage (invalid names, unreadable input files, a name that is taken, an
-//! element or version that does not exist, a path that is not a store), `1` for every other failure
+//! element, version or write plan that does not exist, an invalid plan, committing a plan with parts missing, a path
+//! that is not a store), `1` for every other failure
 //! (I/O, corrupt metadata, contention, a medium that cannot arbitrate writers, ...).
 
 use std::fmt;
@@ -60,7 +61,11 @@ impl From<zarrtx::Error> for CliError {
             | E::ElementNotFound { .. }
             | E::InvalidName { .. }
             | E::InvalidElement { .. }
-            | E::VersionNotAvailable { .. } => CliError::usage(e.to_string()),
+            | E::VersionNotAvailable { .. }
+            | E::InvalidPlan { .. }
+            | E::PartsOverlap { .. }
+            | E::PlanNotFound { .. }
+            | E::PlanIncomplete { .. } => CliError::usage(e.to_string()),
             _ => CliError::failure(e.to_string()),
         }
     }

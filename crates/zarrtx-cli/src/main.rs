@@ -122,6 +122,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Plan writing one image or labels element in N parts (one process or cluster job per part).
+    WritePlan(commands::plan::WritePlanArgs),
+    /// Write one part of a plan from a .npy file (reads only the part's region); safe to run again.
+    WritePart(commands::plan_part::WritePartArgs),
+    /// Commit a plan once every part is written: computes the pyramid and publishes the element.
+    CommitPlan(commands::plan_part::CommitPlanArgs),
+    /// List the store's write plans, or show one plan's parts.
+    Plans {
+        /// The store directory.
+        store: PathBuf,
+        /// Show only this plan, part by part.
+        plan_id: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run N worker processes that write images and labels into one new store at the same time, then verify it.
     Demo(commands::demo::DemoArgs),
     /// One worker of `zarrtx demo` (internal).
@@ -282,6 +298,10 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             grace_seconds,
             json,
         } => commands::gc::run(&store, grace_seconds, json, single_writer),
+        Command::WritePlan(args) => commands::plan::run_write_plan(args, single_writer),
+        Command::WritePart(args) => commands::plan_part::run_write_part(args, single_writer),
+        Command::CommitPlan(args) => commands::plan_part::run_commit_plan(args, single_writer),
+        Command::Plans { store, plan_id, json } => commands::plan::run_plans(&store, plan_id.as_deref(), json),
         Command::Demo(args) => commands::demo::run(args),
         Command::DemoWorker(args) => commands::demo::worker(args),
     }

@@ -151,7 +151,7 @@ fn add_table_then_append_and_info() {
         ("area", "array"),
         ("ok", "array"),
         ("kind", "categorical"),
-        ("label", "string-array"),
+        ("label", "nullable-string-array"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))

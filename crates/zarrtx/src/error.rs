@@ -117,6 +117,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A user lock ([`crate::Store::lock`]) was not acquired within the timeout; nothing is held.
+    #[error(
+        "timed out after {waited_ms} ms waiting for {lock}: another thread or process holds it{also}; wait longer (a \
+         larger timeout, or none to wait until it is free), or find the holder",
+        lock = .name.as_ref().map(|n| format!("user lock '{n}'")).unwrap_or_else(|| "the whole-store user lock".into()),
+        also = .name.as_ref().map(|_| " (or holds the whole-store lock in write mode)").unwrap_or_default()
+    )]
+    LockTimeout {
+        /// The lock's name as asked for; `None` for the whole-store lock.
+        name: Option<String>,
+        /// How long the caller waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// An error reported by the zarrs library while encoding or decoding array data.
     #[error("zarr error in element '{name}': {reason}")]
     Zarr {
@@ -125,6 +138,71 @@ pub enum Error {
         /// The message from zarrs.
         reason: String,
     },
+    /// A write plan ([`crate::Store::create_plan`]) cannot be made as asked: a part not aligned to the write units
+    /// or outside the array, no parts or more parts than write units, or a spec plans do not support. Nothing was
+    /// written.
+    #[error("invalid write plan for element '{name}': {reason}")]
+    InvalidPlan {
+        /// The element the plan would write.
+        name: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Two parts of a write plan overlap, so their writers would write the same chunks or shards. Nothing was
+    /// written.
+    #[error(
+        "parts {first} and {second} of the write plan for element '{name}' overlap in {overlap}: two writers would \
+         write the same chunks or shards; give every part a disjoint region aligned to the write units (or let the \
+         plan split the array with a part count)"
+    )]
+    PartsOverlap {
+        /// The element the plan would write.
+        name: String,
+        /// Index of the first part.
+        first: usize,
+        /// Index of the second part.
+        second: usize,
+        /// The region both cover, one `start..end` per axis.
+        overlap: String,
+    },
+    /// No write plan has this id (it was never created, or `gc` reclaimed it).
+    #[error("write plan '{plan_id}' does not exist: {reason}; list the plans with `zarrtx plans STORE`")]
+    PlanNotFound {
+        /// The id asked for.
+        plan_id: String,
+        /// Why it was not found.
+        reason: String,
+    },
+    /// A write plan cannot be committed yet: some of its parts are not written. Nothing was committed.
+    #[error(
+        "write plan '{plan_id}' for element '{name}' cannot be committed: {count} of its {parts} parts are not \
+         written yet ({list}); run them (a part interrupted by a crash can simply be run again), then commit",
+        count = .missing.len(),
+        list = part_list(.missing)
+    )]
+    PlanIncomplete {
+        /// The plan.
+        plan_id: String,
+        /// The element it writes.
+        name: String,
+        /// The parts not written yet, in order.
+        missing: Vec<usize>,
+        /// How many parts the plan has.
+        parts: usize,
+    },
+}
+
+/// `parts 1, 4, 7` (the first 20, then how many more).
+fn part_list(parts: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let shown: Vec<String> = parts.iter().take(SHOWN).map(usize::to_string).collect();
+    let more = parts.len().saturating_sub(SHOWN);
+    let label = if parts.len() == 1 { "part" } else { "parts" };
+    if more > 0 {
+        format!("{label} {} and {more} more", shown.join(", "))
+    } else {
+        format!("{label} {}", shown.join(", "))
+    }
 }
 
 impl Error {

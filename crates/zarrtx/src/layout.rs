@@ -13,6 +13,11 @@
 //! .zarrtx/tmp/                  temporary files of atomic writes
 //! .zarrtx/probe/                files of the create-if-absent probe
 //! .zarrtx/locks/publish.lock    serializes installing and publishing (not commits)
+//! .zarrtx/locks/table-<key>.lock  orders appenders of one table
+//! .zarrtx/locks/user.lock       the whole-store user lock (`Store::lock` without a name)
+//! .zarrtx/locks/user-<key>.lock the user lock named <key> (collision key: lower-cased element-name rules)
+//! .zarrtx/plans/<plan id>/      a write plan: plan.json, staged/ (the element), parts/<i>.{lock,started,done},
+//!                               commit.lock, committed.json (see `plan`)
 //! ```
 
 use crate::name::{ElementName, ElementType};
@@ -43,6 +48,10 @@ pub const TABLE_INDEX_DIR: &str = ".zarrtx/tableidx";
 pub const LOCK_DIR: &str = ".zarrtx/locks";
 /// The publish lock file.
 pub const PUBLISH_LOCK: &str = ".zarrtx/locks/publish.lock";
+/// The whole-store user lock (`Store::lock` without a name; every named user lock holds it shared).
+pub const USER_STORE_LOCK: &str = ".zarrtx/locks/user.lock";
+/// Write plans (one directory per plan).
+pub const PLANS_DIR: &str = ".zarrtx/plans";
 /// The root group document (the published view).
 pub const ROOT_ZARR_JSON: &str = "zarr.json";
 /// Format version of the `.zarrtx` layout written by this crate.
@@ -77,6 +86,16 @@ pub fn staging_key(txn: &str) -> String {
 /// Key of the lock that orders appenders of one table (by collision key).
 pub fn table_lock_key(key: &str) -> String {
     format!("{LOCK_DIR}/table-{key}.lock")
+}
+
+/// Key of the user lock named by collision key `key` (`Store::lock` with a name).
+pub fn user_lock_key(key: &str) -> String {
+    format!("{LOCK_DIR}/user-{key}.lock")
+}
+
+/// Key of the directory of write plan `plan_id`.
+pub fn plan_key(plan_id: &str) -> String {
+    format!("{PLANS_DIR}/{plan_id}")
 }
 
 /// Key of the lock a writer holds on its staging directory while it may still commit it.

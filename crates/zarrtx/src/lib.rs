@@ -14,6 +14,7 @@ pub mod log;
 pub mod maintenance;
 pub mod meta;
 pub mod name;
+pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod publish;
@@ -22,14 +23,17 @@ pub mod snapshot;
 pub mod storage;
 pub mod store;
 pub mod table_ids;
+mod store_plan;
 mod store_table;
 mod store_table_join;
 pub mod transform;
+pub mod user_lock;
 
 pub use error::{Error, Result};
 pub use log::WriterInfo;
 pub use maintenance::{GcReport, VerifyReport};
 pub use name::{ElementName, ElementType};
+pub use plan::{PartLayout, PartOutcome, PartRecord, PlanCommit, PlanInfo, PlanOptions, PlanStatus};
 pub use progress::{NoProgress, Progress};
 pub use raster::{
     Compression, DataType, Pyramid, RasterArray, RasterBlock, RasterKind, RasterSource, RasterSpec,
@@ -37,6 +41,7 @@ pub use raster::{
 pub use snapshot::{ElementInfo, Snapshot};
 pub use store::{AddOptions, CommitInfo, CommitRecord, OpenOptions, Store};
 pub use transform::Transformation;
+pub use user_lock::{LockMode, UserLock};
 
 pub mod vector;
 mod store_vector;

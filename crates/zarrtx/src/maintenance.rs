@@ -188,6 +188,8 @@ impl Store {
                 report.leftovers.push(storage.location().join(dir).join(name));
             }
         }
+        // Write plans not committed: running, or abandoned (gc reclaims those after the grace period).
+        report.leftovers.extend(crate::plan::reclaim::leftovers(self)?);
         let referenced = referenced_index_dirs(&state);
         for name in storage.list(layout::TABLE_INDEX_DIR)? {
             if !referenced.contains(&name) {
@@ -201,8 +203,9 @@ impl Store {
     }
 
     /// Publishes anything committed but unpublished, then removes what no version within `grace` needs: data of
-    /// elements deleted or overwritten more than `grace` ago, and staging / temporary files of writers that
-    /// stopped (older than `grace` and not locked by a running writer).
+    /// elements deleted or overwritten more than `grace` ago, staging / temporary files of writers that stopped
+    /// (older than `grace` and not locked by a running writer), and write plans idle for `grace` whose part and
+    /// commit locks nobody holds (abandoned plans whole; committed plans' records).
     pub fn gc(&self, grace: Duration) -> Result<GcReport> {
         let published_version = self.publish()?;
         let storage = self.storage();
@@ -229,6 +232,11 @@ impl Store {
                 continue;
             }
             let _ = storage.delete(&layout::staging_lock_key(txn));
+        }
+        // Write plans idle for the grace period whose locks nobody holds (abandoned, or committed long ago).
+        for (key, bytes) in crate::plan::reclaim::gc(self, grace, &pending)? {
+            report.bytes_freed += bytes;
+            report.removed.push(storage.location().join(key));
         }
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let times = commit_times(self, state.version)?;

@@ -49,6 +49,9 @@ pub struct AddOptions<'a> {
     pub overwrite: bool,
     /// Receives progress in bytes written.
     pub progress: &'a dyn Progress,
+    /// In-flight memory limit of a raster write in bytes (see [`raster::WriteOptions::memory_limit`]); default
+    /// [`raster::DEFAULT_MEMORY_LIMIT`] (256 MiB). Other element types ignore it.
+    pub memory_limit: u64,
 }
 
 impl Default for AddOptions<'_> {
@@ -56,6 +59,7 @@ impl Default for AddOptions<'_> {
         AddOptions {
             overwrite: false,
             progress: &NoProgress,
+            memory_limit: raster::DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -306,7 +310,8 @@ impl Store {
             RasterKind::Image => ElementType::Images,
             RasterKind::Labels => ElementType::Labels,
         };
-        let write_options = raster::write::WriteOptions { durable: self.inner.durable };
+        let write_options =
+            raster::write::WriteOptions { durable: self.inner.durable, memory_limit: options.memory_limit };
         self.add_staged(&name, element_type, options.overwrite, |dir| {
             raster::write::write_element_with(dir, &name, spec, source, options.progress, &write_options)
         })
@@ -378,6 +383,23 @@ impl Store {
             reason: "this storage backend cannot stage element data yet".into(),
         })?;
         let tree = write(&dir).map_err(cleanup)?;
+        self.commit_add(txn, name, element_type, overwrite, &staged, tree, id_runs).map_err(cleanup)
+    }
+
+    /// Commits the element whose complete tree (`zarr.json` documents in `tree`) is staged at key `staged`, as
+    /// transaction `txn`; it is installed at `<type>/<name>` by the publication that follows. The name is re-checked
+    /// against the state every attempt builds on (`ElementExists` unless `overwrite`). Nothing is deleted on failure.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn commit_add(
+        &self,
+        txn: &str,
+        name: &ElementName,
+        element_type: ElementType,
+        overwrite: bool,
+        staged: &str,
+        tree: NodeTree,
+        id_runs: Vec<String>,
+    ) -> Result<CommitInfo> {
         let element = ElementDescriptor { name: name.clone(), element_type, tree };
         self.commit(txn, name.as_str(), |state| {
             let displaces = match state.get(name) {
@@ -388,9 +410,13 @@ impl Store {
                 }
                 None => None,
             };
-            Ok(vec![Op::Add { element: element.clone(), staged: staged.clone(), displaces, id_runs: id_runs.clone() }])
+            Ok(vec![Op::Add {
+                element: element.clone(),
+                staged: staged.to_string(),
+                displaces,
+                id_runs: id_runs.clone(),
+            }])
         })
-        .map_err(cleanup)
     }
 
     /// Deletes an element. Its data moves to the trash (readers pinned to older versions keep reading it) and

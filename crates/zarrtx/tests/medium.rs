@@ -31,6 +31,8 @@ impl Storage for OverwritingStorage {
     fn location(&self) -> PathBuf { self.0.location() }
     fn lock_exclusive(&self, key: &str) -> Result<LockGuard> { self.0.lock_exclusive(key) }
     fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>> { self.0.try_lock_exclusive(key) }
+    fn lock_shared(&self, key: &str) -> Result<LockGuard> { self.0.lock_shared(key) }
+    fn try_lock_shared(&self, key: &str) -> Result<Option<LockGuard>> { self.0.try_lock_shared(key) }
 }
 
 #[test]

@@ -44,6 +44,8 @@ impl Storage for ViewWatchingStorage {
     fn location(&self) -> PathBuf { self.inner.location() }
     fn lock_exclusive(&self, key: &str) -> Result<LockGuard> { self.inner.lock_exclusive(key) }
     fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>> { self.inner.try_lock_exclusive(key) }
+    fn lock_shared(&self, key: &str) -> Result<LockGuard> { self.inner.lock_shared(key) }
+    fn try_lock_shared(&self, key: &str) -> Result<Option<LockGuard>> { self.inner.try_lock_shared(key) }
 }
 
 #[test]

@@ -56,6 +56,7 @@ pub fn run(kind: RasterKind, args: AddArgs, single_writer: bool) -> CliResult<i3
         &AddOptions {
             overwrite: args.overwrite,
             progress: &progress,
+            ..AddOptions::default()
         },
     );
     progress.finish();

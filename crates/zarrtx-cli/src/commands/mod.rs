@@ -7,6 +7,8 @@ pub mod gc;
 pub mod info;
 pub mod init;
 pub mod log;
+pub mod plan;
+pub mod plan_part;
 pub mod read;
 pub mod rm;
 pub mod table;

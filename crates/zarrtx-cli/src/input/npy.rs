@@ -193,8 +193,31 @@ impl NpyInfo {
     /// Streams the array as blocks of about `target_bytes`, aligned to `chunks` (given in the array's axes; each
     /// block is a union of whole chunks except at the array's edges).
     pub fn blocks(&self, chunks: &[u64], target_bytes: u64) -> CliResult<NpyBlocks> {
+        let whole: Vec<std::ops::Range<u64>> = self.shape.iter().map(|&n| 0..n).collect();
+        self.region_blocks(&whole, chunks, target_bytes)
+    }
+
+    /// Streams only `region` (one `start..end` per axis, in the array's axes, inside the shape) as blocks of about
+    /// `target_bytes` aligned to `chunks` relative to the region's start. Nothing outside the region is read: each
+    /// block is read by offset, as few contiguous runs as the file's order allows.
+    pub fn region_blocks(
+        &self,
+        region: &[std::ops::Range<u64>],
+        chunks: &[u64],
+        target_bytes: u64,
+    ) -> CliResult<NpyBlocks> {
         let file = File::open(&self.path).map_err(|e| bad_input(&self.path, format!("cannot open input: {e}")))?;
         let s = self.storage_shape();
+        let outside =
+            region.len() != s.len() || region.iter().zip(&self.shape).any(|(r, &n)| r.start > r.end || r.end > n);
+        if outside {
+            return Err(bad_input(
+                &self.path,
+                format!("region {region:?} does not lie inside the array's shape {:?}", self.shape),
+            ));
+        }
+        let mut lo: Vec<u64> = region.iter().map(|r| r.start).collect();
+        let mut hi: Vec<u64> = region.iter().map(|r| r.end).collect();
         let mut storage_chunks = if chunks.len() == s.len() {
             chunks.to_vec()
         } else {
@@ -202,13 +225,17 @@ impl NpyInfo {
         };
         if self.fortran_order {
             storage_chunks.reverse();
+            lo.reverse();
+            hi.reverse();
         }
-        let block = plan_block_shape(&s, &storage_chunks, self.data_type.size() as u64, target_bytes);
-        let next = if s.contains(&0) { None } else { Some(vec![0; s.len()]) };
+        let extent: Vec<u64> = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+        let block = plan_block_shape(&extent, &storage_chunks, self.data_type.size() as u64, target_bytes);
+        let next = if extent.contains(&0) { None } else { Some(lo.clone()) };
         Ok(NpyBlocks {
             file,
             info: self.clone(),
-            storage_shape: s,
+            lo,
+            hi,
             block,
             next,
         })
@@ -333,7 +360,10 @@ fn read_block<T: Elem>(file: &mut File, info: &NpyInfo, start: &[u64], extent: &
 pub struct NpyBlocks {
     file: File,
     info: NpyInfo,
-    storage_shape: Vec<u64>,
+    /// First index of the streamed region, in storage order.
+    lo: Vec<u64>,
+    /// End of the streamed region, in storage order.
+    hi: Vec<u64>,
     block: Vec<u64>,
     next: Option<Vec<u64>>,
 }
@@ -354,21 +384,21 @@ impl Iterator for NpyBlocks {
 
     fn next(&mut self) -> Option<Self::Item> {
         let start = self.next.take()?;
-        let s = &self.storage_shape;
-        let extent: Vec<u64> = (0..s.len()).map(|j| self.block[j].min(s[j] - start[j])).collect();
-        // Advance to the next block in storage order.
+        let (lo, hi) = (&self.lo, &self.hi);
+        let extent: Vec<u64> = (0..hi.len()).map(|j| self.block[j].min(hi[j] - start[j])).collect();
+        // Advance to the next block of the region in storage order.
         let mut following = start.clone();
-        let mut j = s.len();
+        let mut j = hi.len();
         self.next = loop {
             if j == 0 {
                 break None;
             }
             j -= 1;
             following[j] += self.block[j];
-            if following[j] < s[j] {
+            if following[j] < hi[j] {
                 break Some(following);
             }
-            following[j] = 0;
+            following[j] = lo[j];
         };
         let result =
             with_elem_type!(self.info.data_type, T => read_block::<T>(&mut self.file, &self.info, &start, &extent));
@@ -610,6 +640,41 @@ mod tests {
             let (blocks, _) = collect_blocks(&info, &[2, 4, 4], target);
             assert_eq!(assemble(&shape, &blocks), expected, "target {target}");
         }
+    }
+
+    #[test]
+    fn streams_only_a_region_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = [2usize, 21, 17];
+        let expected = expected_u16(&shape);
+        let c = dir.path().join("c.npy");
+        write_npy(&c, &[2, 21, 17], expected.as_slice().unwrap(), Order::C);
+        let f = dir.path().join("f.npy");
+        let fdata: Vec<u16> = expected.t().as_standard_layout().iter().copied().collect();
+        write_npy(&f, &[2, 21, 17], &fdata, Order::Fortran);
+        let region = [0u64..2, 8..16, 4..17];
+        let want = expected.slice(ndarray::s![0..2, 8..16, 4..17]).to_owned().into_dyn();
+        for p in [&c, &f] {
+            let info = NpyInfo::open(p).unwrap();
+            for target in [1, 64, 1 << 20] {
+                let blocks: Vec<RasterBlock> = info.region_blocks(&region, &[2, 4, 4], target).unwrap().map(|b| b.unwrap()).collect();
+                let mut out = ArrayD::<u16>::from_elem(IxDyn(&[2, 8, 13]), u16::MAX);
+                for b in &blocks {
+                    let RasterArray::U16(d) = &b.data else { panic!("dtype") };
+                    assert!(b.offset.iter().zip(&region).all(|(o, r)| r.contains(o)), "{:?}", b.offset);
+                    let mut view = out.slice_each_axis_mut(|ax| {
+                        let i = ax.axis.index();
+                        let o = (b.offset[i] - region[i].start) as usize;
+                        ndarray::Slice::from(o..o + d.shape()[i])
+                    });
+                    assert!(view.iter().all(|&v| v == u16::MAX), "blocks overlap");
+                    view.assign(d);
+                }
+                assert_eq!(out, want, "{} target {target}", p.display());
+            }
+        }
+        let info = NpyInfo::open(&c).unwrap();
+        assert_eq!(info.region_blocks(&[0..2, 0..22, 0..17], &[2, 4, 4], 64).err().unwrap().code, 2);
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn bench_512mib_u16_in_memory_and_streamed() {
         let src = RasterSource::InMemory(RasterArray::U16(img.clone()));
         let _ = peak_rss_and_reset();
         let t = Instant::now();
-        write_element_with(&tmp.path().join(format!("a{i}")), &name, &spec, src, &NoProgress, &WriteOptions { durable })
+        write_element_with(&tmp.path().join(format!("a{i}")), &name, &spec, src, &NoProgress, &WriteOptions { durable, ..WriteOptions::default() })
             .unwrap_or_else(|e| panic!("{e}"));
         let ours = t.elapsed().as_secs_f64();
         let peak = peak_rss_and_reset();

@@ -42,6 +42,40 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// fsyncs `files` (in parallel; missing files are skipped), then every directory between them and `root` (deepest
+/// first, `root` last): what [`sync_tree`] does for a part of a tree that other writers fill too.
+pub(crate) fn sync_files(root: &Path, files: &[PathBuf]) -> Result<()> {
+    let parallel = SYNC_PARALLELISM.min(files.len().max(1));
+    try_for_each_limited(files, parallel, |p| match File::open(p) {
+        Ok(f) => f.sync_all().map_err(|e| Error::io(p, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    })?;
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for f in files {
+        let mut d = f.parent();
+        while let Some(p) = d {
+            if !p.starts_with(root) {
+                break;
+            }
+            dirs.push(p.to_path_buf());
+            if p == root {
+                break;
+            }
+            d = p.parent();
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    // Deepest first: more components sort later, so walk the list backwards by depth.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    try_for_each_limited(&dirs, 1, |p| match File::open(p) {
+        Ok(f) => f.sync_all().map_err(|e| Error::io(p, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

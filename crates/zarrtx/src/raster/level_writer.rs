@@ -3,13 +3,14 @@
 //! A region is split along the array's chunk grid (shards when sharded). A grid cell the region covers entirely
 //! (up to the array's edge) is encoded and stored directly, never read back; a cell it covers only partly is
 //! read, updated and rewritten (see `stream` for how streaming avoids that). Plain chunks are encoded in
-//! parallel, with the number in flight capped by a memory budget (`parallel::IN_FLIGHT_BUDGET`); shards are
+//! parallel, with the number in flight capped by a memory budget (`parallel::IN_FLIGHT_BUDGET` unless the caller
+//! sets another with [`LevelWriter::set_in_flight_budget`]); shards are
 //! written one at a time with zarrs encoding their inner chunks in parallel. Chunks are encoded with zarrs'
 //! codec chain and written as plain files (no per-file fsync; see `durable`).
 
 use super::array_meta::array_json;
 use super::levels::LevelPlan;
-use super::parallel::{limit_for, try_for_each_limited};
+use super::parallel::{limit_within, try_for_each_limited, IN_FLIGHT_BUDGET};
 use super::region::{copy_box, Region};
 use super::zarr_io::{array_err, array_from_json, zarr_err, FsArray};
 use super::{Compression, DataType};
@@ -31,6 +32,8 @@ pub(crate) struct LevelWriter<'a> {
     dir: PathBuf,
     name: &'a ElementName,
     progress: &'a dyn Progress,
+    /// Bytes of cell buffers and encoded cells that may be in flight at once.
+    in_flight: u64,
 }
 
 impl<'a> LevelWriter<'a> {
@@ -56,7 +59,18 @@ impl<'a> LevelWriter<'a> {
             dir: dir.to_path_buf(),
             name,
             progress,
+            in_flight: IN_FLIGHT_BUDGET,
         })
+    }
+
+    /// Caps the bytes of cell buffers and encoded cells in flight at once (at least one cell is always in flight).
+    pub fn set_in_flight_budget(&mut self, bytes: u64) {
+        self.in_flight = bytes;
+    }
+
+    /// The cap set with [`LevelWriter::set_in_flight_budget`].
+    pub fn in_flight_budget(&self) -> u64 {
+        self.in_flight
     }
 
     /// The level's `zarr.json` document (not yet written to disk).
@@ -152,7 +166,7 @@ impl<'a> LevelWriter<'a> {
             cells.iter().try_for_each(one)
         } else {
             // Each task holds one chunk copy and its encoded form.
-            try_for_each_limited(&cells, limit_for(2 * self.cell_bytes()), one)
+            try_for_each_limited(&cells, limit_within(self.in_flight, 2 * self.cell_bytes()), one)
         }
     }
 

@@ -14,6 +14,7 @@ pub(crate) mod durable;
 mod level_writer;
 mod levels;
 mod parallel;
+pub(crate) mod planned;
 mod pixel;
 mod pyramid;
 mod region;
@@ -24,7 +25,7 @@ pub use info::{describe, LevelInfo, RasterInfo};
 pub use read::read_region;
 pub use spec::*;
 pub use validate::validate;
-pub use write::{write_element, write_element_with, WriteOptions};
+pub use write::{write_element, write_element_with, WriteOptions, DEFAULT_MEMORY_LIMIT};
 
 #[cfg(test)]
 mod bench;

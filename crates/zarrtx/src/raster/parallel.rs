@@ -5,13 +5,14 @@ use crate::error::Result;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Upper bound, in bytes, on the working memory of the chunk and tile tasks in flight at once.
+/// Default upper bound, in bytes, on the working memory of the chunk and tile tasks in flight at once (half of
+/// [`DEFAULT_MEMORY_LIMIT`](super::DEFAULT_MEMORY_LIMIT)).
 pub(crate) const IN_FLIGHT_BUDGET: u64 = 128 << 20;
 
-/// How many tasks of `task_bytes` each fit in [`IN_FLIGHT_BUDGET`] (at least 1, at most the thread count).
-pub(crate) fn limit_for(task_bytes: u64) -> usize {
-    let fit = (IN_FLIGHT_BUDGET / task_bytes.max(1)).max(1);
-    (fit as usize).min(rayon::current_num_threads().max(1))
+/// How many tasks of `task_bytes` each fit in `budget` bytes (at least 1, at most the thread count).
+pub(crate) fn limit_within(budget: u64, task_bytes: u64) -> usize {
+    let fit = (budget / task_bytes.max(1)).max(1);
+    (fit.min(usize::MAX as u64) as usize).min(rayon::current_num_threads().max(1))
 }
 
 /// Runs `f` on every item with at most `limit` items in flight; stops at the first error (items already started

@@ -14,7 +14,7 @@ use super::{DataType, RasterArray, RasterKind};
 use crate::error::{Error, Result};
 use crate::name::ElementName;
 use ndarray::ArrayD;
-use super::parallel::{limit_for, try_for_each_limited, try_map_limited};
+use super::parallel::{limit_within, try_for_each_limited, try_map_limited};
 use std::path::Path;
 use zarrs::array::ArraySubset;
 
@@ -67,7 +67,7 @@ fn level_from_disk<T: Pixel>(
     let cells = next.cells(&whole);
     let one_cell = |idx: &Vec<u64>| -> Result<()> {
         let out = next.cell_region(idx);
-        let data = compute_region::<T>(prev, &out, &plan.chunk, factors, reduce, name, dir)?;
+        let data = compute_region::<T>(prev, &out, &plan.chunk, factors, reduce, name, dir, next.in_flight_budget())?;
         next.write_region(&out, &data)
     };
     if plan.shard.is_some() {
@@ -76,12 +76,13 @@ fn level_from_disk<T: Pixel>(
     } else {
         // Each task holds the input window (factor^d cells), the output cell and its encoded form.
         let window: u64 = factors.iter().product();
-        try_for_each_limited(&cells, limit_for((window + 3) * next.cell_bytes()), one_cell)
+        try_for_each_limited(&cells, limit_within(next.in_flight_budget(), (window + 3) * next.cell_bytes()), one_cell)
     }
 }
 
 /// The bytes of output region `out` (C order), computed from `prev` tile by tile (tiles of `tile` elements,
-/// in parallel) and assembled.
+/// in parallel, with at most `budget` bytes of tiles in flight) and assembled.
+#[allow(clippy::too_many_arguments)]
 fn compute_region<T: Pixel>(
     prev: &FsArray,
     out: &Region,
@@ -90,6 +91,7 @@ fn compute_region<T: Pixel>(
     reduce: Reduce,
     name: &ElementName,
     dir: &Path,
+    budget: u64,
 ) -> Result<Vec<u8>> {
     let tiles = split(out, tile);
     if tiles.len() == 1 {
@@ -98,7 +100,7 @@ fn compute_region<T: Pixel>(
     let esize = std::mem::size_of::<T>();
     let window: u64 = factors.iter().product();
     let tile_bytes = tile.iter().product::<u64>() * esize as u64;
-    let parts = try_map_limited(&tiles, limit_for((window + 2) * tile_bytes), |t| {
+    let parts = try_map_limited(&tiles, limit_within(budget, (window + 2) * tile_bytes), |t| {
         compute_tile::<T>(prev, t, factors, reduce, name, dir)
     })?;
     let mut buf = vec![0u8; out.num_elements() as usize * esize];

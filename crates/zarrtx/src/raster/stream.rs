@@ -2,8 +2,10 @@
 //!
 //! A block that covers a grid cell entirely is encoded and stored at once. The parts of cells a block covers only
 //! partly are assembled in memory until the cell is complete, then stored once; so unaligned blocks cost no
-//! read-modify-write. If the cells waiting for completion exceed [`PENDING_BUDGET`], the oldest are stored as they
-//! are (uncovered parts at the fill value) and their remaining parts later go through read-modify-write.
+//! read-modify-write. If the cells waiting for completion exceed the budget (half the write's memory limit,
+//! [`PENDING_BUDGET`] by default), the oldest are stored as they are (uncovered parts at the fill value) and their
+//! remaining parts later go through read-modify-write. The budget is enforced as cells are opened, not only between
+//! blocks, so a wide block touching many partial cells cannot grow memory past it.
 
 use super::level_writer::LevelWriter;
 use super::region::Region;
@@ -12,7 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Upper bound, in bytes, on partly filled cells kept in memory while streaming.
+/// Default upper bound, in bytes, on partly filled cells kept in memory while streaming (half of
+/// [`DEFAULT_MEMORY_LIMIT`](super::DEFAULT_MEMORY_LIMIT)).
 pub(crate) const PENDING_BUDGET: u64 = 128 << 20;
 
 struct Pending {
@@ -27,6 +30,8 @@ pub(crate) struct PendingCells {
     pending: Mutex<HashMap<Vec<u64>, Pending>>,
     flushed: Mutex<HashSet<Vec<u64>>>,
     bytes: AtomicU64,
+    /// The most `bytes` ever held (for tests of the bound).
+    peak: AtomicU64,
     clock: AtomicU64,
 }
 
@@ -38,6 +43,7 @@ impl PendingCells {
             pending: Mutex::default(),
             flushed: Mutex::default(),
             bytes: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
             clock: AtomicU64::new(0),
         }
     }
@@ -65,7 +71,8 @@ impl PendingCells {
                 Some(p) => p,
                 None => {
                     let buf = w.new_cell_buffer();
-                    self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    let held = self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed) + buf.len() as u64;
+                    self.peak.fetch_max(held, Ordering::Relaxed);
                     Pending { buf, covered: 0, stamp: self.clock.fetch_add(1, Ordering::Relaxed) }
                 }
             };
@@ -80,7 +87,7 @@ impl PendingCells {
                 if let Ok(mut m) = self.pending.lock() {
                     m.insert(idx.to_vec(), p);
                 }
-                Ok(())
+                self.enforce_budget(w)
             }
         })?;
         self.enforce_budget(w)
@@ -129,6 +136,41 @@ mod tests {
     use crate::raster::zarr_io::store;
     use crate::raster::{read_region, Compression, DataType, RasterArray, RasterKind, RasterSpec};
     use ndarray::{ArrayD, IxDyn};
+
+    /// Thin row strips across many chunks: the partial chunks held never exceed the budget by more than the cells
+    /// opened at once by the encoding threads, however wide a block is.
+    #[test]
+    fn partial_cells_stay_within_the_budget_inside_a_wide_block() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let name = ElementName::new("lab").unwrap();
+        let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
+        spec.chunk_shape = Some(vec![8, 8]);
+        let (h, w_) = (16u64, 800u64);
+        let plan = &plan_levels(&spec, &[h, w_])[0];
+        let w = LevelWriter::new(dir, store(dir, &name).unwrap(), plan, DataType::U16, &Compression::None, &spec.dims, &name, &NoProgress).unwrap();
+        let cell = w.cell_bytes();
+        let budget = 10 * cell;
+        let pending = PendingCells::new(budget);
+        let full: Vec<u16> = (0..(h * w_) as u16).collect();
+        // Rows of 3: every block opens 100 partial chunks (10x the budget) before any completes.
+        for r0 in (0..h).step_by(3) {
+            let r1 = (r0 + 3).min(h);
+            let rows = &full[(r0 * w_) as usize..(r1 * w_) as usize];
+            let region = Region::new(vec![r0, 0], vec![r1 - r0, w_]);
+            pending.write_block(&w, &region, zarrs::array::transmute_to_bytes(rows)).unwrap();
+        }
+        pending.finish(&w).unwrap();
+        let threads = rayon::current_num_threads() as u64;
+        let peak = pending.peak.load(Ordering::Relaxed);
+        assert!(peak <= budget + threads * cell, "held {peak} bytes of partial chunks with a budget of {budget}");
+        crate::raster::zarr_io::write_json(&dir.join("s0/zarr.json"), w.json()).unwrap();
+        let group = serde_json::json!({"attributes": {"ome": {"multiscales": [{"datasets": [{"path": "s0"}]}]}}});
+        crate::raster::zarr_io::write_json(&dir.join("zarr.json"), &group).unwrap();
+        let back = read_region(dir, &name, 0, None).unwrap();
+        let want = ArrayD::from_shape_vec(IxDyn(&[h as usize, w_ as usize]), full).unwrap();
+        assert_eq!(back, RasterArray::U16(want));
+    }
 
     /// Row strips that split every chunk; a zero budget forces the flush + read-modify-write path.
     #[test]

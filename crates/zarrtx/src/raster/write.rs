@@ -8,6 +8,7 @@ use super::metadata::{element_group_json, DatasetEntry};
 use super::pixel::with_bytes;
 use super::pyramid::{downsample_array, reduce_for, write_level_from_disk};
 use super::region::Region;
+use super::parallel::IN_FLIGHT_BUDGET;
 use super::stream::{PendingCells, PENDING_BUDGET};
 use super::validate::validate;
 use super::zarr_io::{store, write_json};
@@ -42,18 +43,35 @@ pub fn write_element(
     write_element_with(dir, name, spec, source, progress, &WriteOptions::default())
 }
 
+/// Default in-flight memory limit of one raster write, in bytes (256 MiB): half for partly assembled chunks (or
+/// shards) of streamed blocks, half for chunks being encoded and written.
+pub const DEFAULT_MEMORY_LIMIT: u64 = PENDING_BUDGET + IN_FLIGHT_BUDGET;
+
 /// Options of [`write_element_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOptions {
     /// fsync every file and directory written before returning, so the element survives power loss
     /// (default `true`). Without it, data is in the page cache only (it survives a process crash).
     pub durable: bool,
+    /// In-flight memory limit in bytes (default [`DEFAULT_MEMORY_LIMIT`]): the bytes of assembled-but-unwritten
+    /// chunks (or shards) of streamed blocks plus those of chunks queued for or being encoded. Half goes to each;
+    /// beyond the first half the oldest partial chunks are written early (and completed later by
+    /// read-modify-write), beyond the second fewer chunks are encoded at once. At least one chunk or shard is
+    /// always in flight, so a limit below one shard still writes (using about one shard). The caller's current
+    /// block comes on top.
+    pub memory_limit: u64,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { durable: true }
+        WriteOptions { durable: true, memory_limit: DEFAULT_MEMORY_LIMIT }
     }
+}
+
+/// The split of a memory limit into (partial-cell budget, in-flight encode budget).
+pub(crate) fn split_memory_limit(limit: u64) -> (u64, u64) {
+    let pending = limit / 2;
+    (pending, limit - pending)
 }
 
 /// [`write_element`] with explicit [`WriteOptions`].
@@ -72,9 +90,14 @@ pub fn write_element_with(
     progress.set_total(plans.iter().map(|p| level_bytes(p, dtype)).sum());
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let st = store(dir, name)?;
+    let (pending_budget, in_flight) = split_memory_limit(options.memory_limit);
     let writers = plans
         .iter()
-        .map(|p| LevelWriter::new(dir, st.clone(), p, dtype, &spec.compression, &spec.dims, name, progress))
+        .map(|p| {
+            let mut w = LevelWriter::new(dir, st.clone(), p, dtype, &spec.compression, &spec.dims, name, progress)?;
+            w.set_in_flight_budget(in_flight);
+            Ok(w)
+        })
         .collect::<Result<Vec<_>>>()?;
     let factors = pyramid_factors(spec);
     // Level 0 and the computed levels come from the source; given levels (if any) are written from memory after.
@@ -93,7 +116,7 @@ pub fn write_element_with(
         }
         RasterSource::Blocks { blocks, .. } => {
             let Some(w0) = from_source.first() else { return Ok(NodeTree::new()) };
-            let pending = PendingCells::new(PENDING_BUDGET);
+            let pending = PendingCells::new(pending_budget);
             for block in blocks {
                 let block = block?;
                 let region = check_block(name, &shape, dtype, &block)?;
@@ -112,25 +135,38 @@ pub fn write_element_with(
         write_whole(w, level)?;
     }
 
+    let tree = write_metadata(dir, name, spec, &shape, &writers)?;
+    if options.durable {
+        sync_tree(dir)?;
+    }
+    Ok(tree)
+}
+
+/// Writes the `zarr.json` of every level (after all chunk data), then the element group's; returns them keyed
+/// `""`, `"s0"`, `"s1"`, ...
+pub(crate) fn write_metadata(
+    dir: &Path,
+    name: &ElementName,
+    spec: &RasterSpec,
+    shape: &[u64],
+    writers: &[LevelWriter<'_>],
+) -> Result<NodeTree> {
     let mut tree = NodeTree::new();
-    for w in &writers {
+    for w in writers {
         write_json(&dir.join(&w.plan().path).join("zarr.json"), w.json())?;
         tree.insert(w.plan().path.clone(), w.json().clone());
     }
-    let datasets: Vec<DatasetEntry> = plans
+    let datasets: Vec<DatasetEntry> = writers
         .iter()
-        .map(|p| DatasetEntry {
-            path: p.path.clone(),
-            scale: p.scale.clone(),
+        .map(|w| DatasetEntry {
+            path: w.plan().path.clone(),
+            scale: w.plan().scale.clone(),
         })
         .collect();
     let n_channels = if spec.dims.first().map(String::as_str) == Some("c") { shape[0] } else { 0 };
     let group = element_group_json(name, spec, &datasets, n_channels);
     write_json(&dir.join("zarr.json"), &group)?;
     tree.insert(String::new(), group);
-    if options.durable {
-        sync_tree(dir)?;
-    }
     Ok(tree)
 }
 
@@ -141,7 +177,7 @@ fn write_whole(w: &LevelWriter<'_>, level: &RasterArray) -> Result<()> {
     with_bytes(level, |b| w.write_region(&whole, b))
 }
 
-fn level_bytes(p: &LevelPlan, dtype: DataType) -> u64 {
+pub(crate) fn level_bytes(p: &LevelPlan, dtype: DataType) -> u64 {
     p.shape.iter().product::<u64>() * dtype.size() as u64
 }
 
@@ -153,7 +189,7 @@ fn invalid(name: &ElementName, reason: String) -> Error {
 }
 
 /// Checks one streamed block against the declared shape and type; returns the region it covers.
-fn check_block(name: &ElementName, shape: &[u64], dtype: DataType, block: &RasterBlock) -> Result<Region> {
+pub(crate) fn check_block(name: &ElementName, shape: &[u64], dtype: DataType, block: &RasterBlock) -> Result<Region> {
     if block.data.data_type() != dtype {
         return Err(invalid(
             name,

@@ -7,7 +7,8 @@ use serde_json::Value;
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::Arc;
-use zarrs::array::{Array, ArrayError, ArrayMetadata, CodecError};
+use zarrs::array::codec::{ShardingCodecOptions, SubchunkWriteOrder};
+use zarrs::array::{Array, ArrayError, ArrayMetadata, CodecError, CodecSpecificOptions};
 use zarrs::storage::StorageError;
 use zarrs::filesystem::FilesystemStore;
 
@@ -56,8 +57,13 @@ pub(crate) fn array_from_json(
 ) -> Result<FsArray> {
     let metadata: ArrayMetadata = serde_json::from_value(meta.clone())
         .map_err(|e| zarr_err(name, format!("array metadata of '{path}' is not valid Zarr: {e}")))?;
-    Array::new_with_metadata(store, &format!("/{path}"), metadata)
-        .map_err(|e| zarr_err(name, format!("cannot create array '{path}': {e}")))
+    let mut array = Array::new_with_metadata(store, &format!("/{path}"), metadata)
+        .map_err(|e| zarr_err(name, format!("cannot create array '{path}': {e}")))?;
+    // Inner chunks in C order inside each shard (zarrs' default is completion order): the same data always gives
+    // the same shard bytes, whichever process or thread count wrote it, as zarr-python lays shards out.
+    let order = ShardingCodecOptions::default().with_subchunk_write_order(SubchunkWriteOrder::C);
+    array.set_codec_specific_options(&CodecSpecificOptions::default().with_option(order));
+    Ok(array)
 }
 
 /// Reads and parses the JSON file at `path`.

@@ -71,13 +71,22 @@ pub trait Storage: Send + Sync + Debug {
     /// A human-readable location of the store, for messages.
     fn location(&self) -> PathBuf;
     /// Takes the exclusive advisory lock named `key`, waiting for it. It is released when the guard drops or
-    /// the holding process dies. Used only to serialize installing and publishing, never to decide a race.
+    /// the holding process dies. Every call is a holder of its own (on POSIX: its own open file description), so
+    /// two calls of one process exclude each other exactly as two processes do. Used to serialize work
+    /// (installing and publishing, appends to one table, user locks), never to decide a commit race.
     fn lock_exclusive(&self, key: &str) -> Result<LockGuard>;
-    /// Takes the exclusive lock named `key` if nobody holds it; `None` when it is held.
+    /// Takes the exclusive lock named `key` if nobody holds it (shared or exclusive); `None` when it is held.
     fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>>;
+    /// Takes the shared advisory lock named `key`, waiting while an exclusive holder has it. Any number of shared
+    /// holders may hold it at once; an exclusive holder excludes them all. Released like
+    /// [`Storage::lock_exclusive`]'s lock (guard dropped, or the holding process dies), and likewise every call is
+    /// a holder of its own.
+    fn lock_shared(&self, key: &str) -> Result<LockGuard>;
+    /// Takes the shared lock named `key` if no exclusive holder has it; `None` when one has.
+    fn try_lock_shared(&self, key: &str) -> Result<Option<LockGuard>>;
 }
 
-/// Holds a lock taken with [`Storage::lock_exclusive`] until dropped.
+/// Holds a lock taken with [`Storage::lock_exclusive`] or [`Storage::lock_shared`] until dropped.
 pub struct LockGuard(#[allow(dead_code)] Box<dyn Send>);
 
 impl LockGuard {

@@ -314,6 +314,25 @@ impl Storage for PosixStorage {
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
     }
+
+    /// `flock(LOCK_SH)` on a freshly opened file description. A signal handler installed without `SA_RESTART`
+    /// ends the wait with an `Error::Io` whose source kind is `Interrupted` (not retried here), so that a caller such as the
+    /// Python binding can run its signal handlers and decide whether to wait again.
+    fn lock_shared(&self, key: &str) -> Result<LockGuard> {
+        let (path, file) = self.open_lock_file(key)?;
+        file.lock_shared().map_err(|e| Error::io(&path, e))?;
+        Ok(LockGuard::new(Box::new(file)))
+    }
+
+    /// `flock(LOCK_SH | LOCK_NB)` on a freshly opened file description.
+    fn try_lock_shared(&self, key: &str) -> Result<Option<LockGuard>> {
+        let (path, file) = self.open_lock_file(key)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(LockGuard::new(Box::new(file)))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +381,24 @@ mod tests {
         assert_eq!(s.move_tree("a", "c/d").unwrap(), MoveOutcome::Moved);
         assert_eq!(s.move_tree("a", "e").unwrap(), MoveOutcome::SourceMissing);
         assert_eq!(s.get("c/d/f").unwrap().unwrap(), b"1");
+    }
+
+    #[test]
+    fn shared_locks_share_and_exclusive_locks_exclude_within_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PosixStorage::new(dir.path(), false);
+        let key = "locks/x.lock";
+        let r1 = s.lock_shared(key).unwrap();
+        let r2 = s.try_lock_shared(key).unwrap().expect("a second shared holder is admitted");
+        assert!(s.try_lock_exclusive(key).unwrap().is_none(), "shared holders exclude an exclusive one");
+        drop(r1);
+        assert!(s.try_lock_exclusive(key).unwrap().is_none(), "one shared holder is enough to exclude");
+        drop(r2);
+        let w = s.try_lock_exclusive(key).unwrap().expect("free again");
+        assert!(s.try_lock_shared(key).unwrap().is_none(), "an exclusive holder excludes shared ones");
+        assert!(s.try_lock_exclusive(key).unwrap().is_none(), "and other exclusive ones, in the same process");
+        drop(w);
+        assert!(s.try_lock_shared(key).unwrap().is_some());
     }
 
     #[test]

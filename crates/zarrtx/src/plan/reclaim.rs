@@ -1,0 +1,96 @@
+//! Plans in `verify` and `gc`: an uncommitted plan is a leftover; one untouched for longer than the grace period,
+//! whose locks nobody holds and whose staged data no pending commit references, is reclaimed whole (plan record,
+//! part records and staged data). A committed plan's directory (its record, kept so that a repeated commit answers
+//! with the first one) is reclaimed after the grace period too.
+
+use super::finish::committed;
+use super::record::PlanRecord;
+use super::{commit_lock_key, parts_dir_key};
+use crate::error::Result;
+use crate::layout;
+use crate::storage::Storage;
+use crate::store::Store;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// How long a plan directory without a readable `plan.json` must be idle before `gc` reclaims it, whatever the grace
+/// period: `create_plan` writes the staged array first and `plan.json` last.
+const DEBRIS_MIN_IDLE: Duration = Duration::from_secs(60);
+
+/// Plan directories `verify` reports as leftovers: plans not committed (running, or abandoned) and debris of
+/// plans whose creation or reclamation was interrupted.
+pub(crate) fn leftovers(store: &Store) -> Result<Vec<PathBuf>> {
+    let storage = store.storage();
+    let mut out = Vec::new();
+    for name in storage.list(layout::PLANS_DIR)? {
+        let key = layout::plan_key(&name);
+        let done = match PlanRecord::load(storage, &name) {
+            Ok(record) => committed(store, &record)?.is_some(),
+            Err(_) => false,
+        };
+        if !done {
+            out.push(storage.location().join(key));
+        }
+    }
+    Ok(out)
+}
+
+/// How long ago anything of the plan at `key` last changed (its record, part records and locks, commit record).
+fn idle_for(storage: &dyn Storage, key: &str, name: &str) -> Result<Duration> {
+    let mut keys: Vec<String> =
+        ["", "/plan.json", "/committed.json", "/staged"].iter().map(|f| format!("{key}{f}")).collect();
+    let parts = parts_dir_key(name);
+    keys.push(parts.clone());
+    keys.extend(storage.list(&parts)?.into_iter().map(|f| format!("{parts}/{f}")));
+    let mut newest: Option<SystemTime> = None;
+    for k in keys {
+        if let Some(m) = storage.modified(&k)? {
+            newest = Some(newest.map_or(m, |n| n.max(m)));
+        }
+    }
+    Ok(newest.and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default())
+}
+
+/// Reclaims the plans idle for at least `grace` that no writer or committer holds and whose staged data no
+/// committed-but-uninstalled add (`pending`) references. Returns the keys removed with the bytes freed.
+pub(crate) fn gc(store: &Store, grace: Duration, pending: &BTreeSet<String>) -> Result<Vec<(String, u64)>> {
+    let storage = store.storage();
+    let mut removed = Vec::new();
+    'plans: for name in storage.list(layout::PLANS_DIR)? {
+        let key = layout::plan_key(&name);
+        let min_idle = match PlanRecord::load(storage, &name) {
+            Ok(record) if pending.contains(&record.staging) => continue,
+            Ok(_) => grace,
+            // No readable plan.json: possibly a plan being created right now (plan.json comes last).
+            Err(_) => grace.max(DEBRIS_MIN_IDLE),
+        };
+        if idle_for(storage, &key, &name)? < min_idle {
+            continue;
+        }
+        // A live writer or committer holds its lock for as long as it works: hold them all while deleting, so
+        // that none starts meanwhile (a writer re-checks the plan after taking its lock).
+        let parts = parts_dir_key(&name);
+        let mut locks: Vec<String> = storage
+            .list(&parts)?
+            .into_iter()
+            .filter(|f| f.ends_with(".lock"))
+            .map(|f| format!("{parts}/{f}"))
+            .collect();
+        let commit_lock = commit_lock_key(&name);
+        if storage.exists(&commit_lock)? {
+            locks.push(commit_lock);
+        }
+        let mut held = Vec::with_capacity(locks.len());
+        for lock in &locks {
+            match storage.try_lock_exclusive(lock)? {
+                Some(guard) => held.push(guard),
+                None => continue 'plans,
+            }
+        }
+        let bytes = storage.delete_tree(&key)?;
+        drop(held);
+        removed.push((key, bytes));
+    }
+    Ok(removed)
+}

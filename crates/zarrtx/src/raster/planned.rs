@@ -1,0 +1,184 @@
+//! The raster side of write plans ([`crate::plan`]): the level-0 layout parts are aligned to, writing one part's
+//! blocks into level 0 of a staged tree that other processes fill at the same time, and computing the pyramid and
+//! the metadata once every part is there.
+//!
+//! A part owns whole write units (shards when sharded, else chunks) of level 0, so the writers of different parts
+//! never touch the same file. Within a part, unaligned blocks are assembled in memory exactly as for a streamed
+//! add (`stream`), so every chunk or shard is stored once, by the one writer of its part.
+
+use super::array_meta::array_json;
+use super::durable::{sync_files, sync_tree};
+use super::level_writer::LevelWriter;
+use super::levels::{axis_factors, plan_levels, pyramid_factors, LevelPlan};
+use super::pixel::with_bytes;
+use super::pyramid::write_level_from_disk;
+use super::region::Region;
+use super::stream::PendingCells;
+use super::write::{check_block, level_bytes, split_memory_limit, write_metadata};
+use super::zarr_io::{store, write_json};
+use super::{DataType, RasterBlock, RasterSpec};
+use crate::error::{Error, Result};
+use crate::meta::NodeTree;
+use crate::name::ElementName;
+use crate::progress::{NoProgress, Progress};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The write unit of a raster of `shape`: the grid cell of level 0 (the shard shape when sharded, else the chunk
+/// shape). Parts of a write plan are aligned to it.
+pub(crate) fn write_unit(spec: &RasterSpec, shape: &[u64]) -> Vec<u64> {
+    plan_levels(spec, shape).first().map(|p| p.grid_chunk().to_vec()).unwrap_or_default()
+}
+
+/// A region given as ranges, as a [`Region`].
+fn to_region(ranges: &[Range<u64>]) -> Region {
+    Region::new(ranges.iter().map(|r| r.start).collect(), ranges.iter().map(|r| r.end - r.start).collect())
+}
+
+/// One raster element written into a staged directory by a write plan.
+pub(crate) struct StagedRaster<'a> {
+    /// The staged element directory (its group `zarr.json` goes at `dir/zarr.json`, level 0 at `dir/s0`).
+    pub dir: &'a Path,
+    /// The element's name.
+    pub name: &'a ElementName,
+    /// The validated spec (pyramid computed or single).
+    pub spec: &'a RasterSpec,
+    /// Shape of level 0.
+    pub shape: &'a [u64],
+    /// Element type.
+    pub dtype: DataType,
+}
+
+impl StagedRaster<'_> {
+    fn level0(&self) -> Result<LevelPlan> {
+        plan_levels(self.spec, self.shape).into_iter().next().ok_or_else(|| Error::InvalidElement {
+            name: self.name.to_string(),
+            reason: "the raster has no level 0".into(),
+        })
+    }
+
+    fn writer<'b>(&'b self, plan: &LevelPlan, progress: &'b dyn Progress, in_flight: u64) -> Result<LevelWriter<'b>> {
+        let st = store(self.dir, self.name)?;
+        let (compression, dims) = (&self.spec.compression, &self.spec.dims);
+        let mut w = LevelWriter::new(self.dir, st, plan, self.dtype, compression, dims, self.name, progress)?;
+        w.set_in_flight_budget(in_flight);
+        Ok(w)
+    }
+
+    /// Creates the directory and writes level 0's array metadata (`s0/zarr.json`), so that every part writer
+    /// opens the same array.
+    pub fn init(&self) -> Result<()> {
+        let plan = self.level0()?;
+        let json = array_json(&plan, self.dtype, &self.spec.compression, &self.spec.dims);
+        write_json(&self.dir.join(&plan.path).join("zarr.json"), &json)
+    }
+
+    /// Writes `blocks` into `region` of level 0 (the region of part `part`, aligned to write units). Every block
+    /// must lie inside the region; chunks the blocks cover only partly are assembled in memory (at most half of
+    /// `memory_limit`), chunks being encoded use at most the other half. Progress counts uncompressed bytes of
+    /// the region.
+    pub fn write_part(
+        &self,
+        part: usize,
+        region: &[Range<u64>],
+        blocks: impl IntoIterator<Item = Result<RasterBlock>>,
+        progress: &dyn Progress,
+        memory_limit: u64,
+    ) -> Result<()> {
+        let plan = self.level0()?;
+        let (pending_budget, in_flight) = split_memory_limit(memory_limit);
+        let w = self.writer(&plan, progress, in_flight)?;
+        let part_region = to_region(region);
+        progress.set_total(part_region.num_elements() * self.dtype.size() as u64);
+        let pending = PendingCells::new(pending_budget);
+        for block in blocks {
+            let block = block?;
+            let r = check_block(self.name, self.shape, self.dtype, &block)?;
+            if r.num_elements() == 0 {
+                continue;
+            }
+            if r.intersect(&part_region).as_ref() != Some(&r) {
+                return Err(Error::InvalidElement {
+                    name: self.name.to_string(),
+                    reason: format!(
+                        "a block at offset {:?} with shape {:?} lies outside part {part} of the write plan, whose \
+                         region is {region:?}: give a part only blocks inside its region (the plan's parts), so \
+                         that no two writers write the same chunks",
+                        r.start, r.size
+                    ),
+                });
+            }
+            with_bytes(&block.data, |b| pending.write_block(&w, &r, b))?;
+        }
+        pending.finish(&w)
+    }
+
+    /// The chunk (or shard) files of level 0 whose grid cells lie in `region`, whether they exist or not.
+    pub fn part_files(&self, region: &[Range<u64>]) -> Result<Vec<PathBuf>> {
+        let plan = self.level0()?;
+        let w = self.writer(&plan, &NoProgress, 0)?;
+        Ok(w.cells(&to_region(region))
+            .iter()
+            .map(|idx| self.dir.join(w.array().chunk_key(idx).as_str()))
+            .collect())
+    }
+
+    /// Removes the level-0 files of `region` (what an interrupted attempt of the part left), so that a new attempt
+    /// leaves exactly what its blocks hold.
+    pub fn clear_part(&self, region: &[Range<u64>]) -> Result<()> {
+        for path in self.part_files(region)? {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the files of `region` and their bytes, after fsyncing them and their directories when `durable`.
+    pub fn settle_part(&self, region: &[Range<u64>], durable: bool) -> Result<(u64, u64)> {
+        let files = self.part_files(region)?;
+        let mut present = Vec::new();
+        let mut bytes = 0;
+        for f in files {
+            match std::fs::metadata(&f) {
+                Ok(m) => {
+                    bytes += m.len();
+                    present.push(f);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&f, e)),
+            }
+        }
+        if durable {
+            sync_files(self.dir, &present)?;
+        }
+        Ok((present.len() as u64, bytes))
+    }
+
+    /// Computes the pyramid levels from level 0 on disk, level by level, reading the level above back in tiles
+    /// (never a whole level in memory; tiles and chunks in flight bounded by `memory_limit`), then writes every
+    /// level's `zarr.json` and the element group's. Returns the element's metadata tree. With `durable`, the new
+    /// levels, the metadata and the directories are fsynced (level 0's chunks were, by their parts).
+    pub fn finish(&self, progress: &dyn Progress, memory_limit: u64, durable: bool) -> Result<NodeTree> {
+        let plans = plan_levels(self.spec, self.shape);
+        progress.set_total(plans.iter().skip(1).map(|p| level_bytes(p, self.dtype)).sum());
+        let (_, in_flight) = split_memory_limit(memory_limit);
+        let writers = plans.iter().map(|p| self.writer(p, progress, in_flight)).collect::<Result<Vec<_>>>()?;
+        for (pair, &f) in writers.windows(2).zip(pyramid_factors(self.spec)) {
+            let f = axis_factors(&self.spec.dims, f);
+            write_level_from_disk(pair[0].array(), &pair[1], &f, self.spec.kind, self.dtype, self.name, self.dir)?;
+        }
+        let tree = write_metadata(self.dir, self.name, self.spec, self.shape, &writers)?;
+        if durable {
+            for p in plans.iter().skip(1) {
+                sync_tree(&self.dir.join(&p.path))?;
+            }
+            let root = self.dir.parent().unwrap_or(self.dir);
+            let meta: Vec<PathBuf> =
+                [self.dir.join("zarr.json"), self.dir.join("s0").join("zarr.json")].into_iter().collect();
+            sync_files(root, &meta)?;
+        }
+        Ok(tree)
+    }
+}
