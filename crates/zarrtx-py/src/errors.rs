@@ -11,7 +11,9 @@ fn class_name(err: &Error) -> &'static str {
         Error::ElementExists { .. } => "ElementExists",
         Error::ElementNotFound { .. } => "ElementNotFound",
         Error::InvalidName { .. } | Error::InvalidElement { .. } => "InvalidElement",
-        Error::Conflict { .. } | Error::Contention { .. } => "Conflict",
+        Error::InvalidPlan { .. } | Error::PartsOverlap { .. } => "InvalidElement",
+        Error::PlanNotFound { .. } => "ElementNotFound",
+        Error::Conflict { .. } | Error::Contention { .. } | Error::PlanIncomplete { .. } => "Conflict",
         Error::VersionNotAvailable { .. } => "VersionNotAvailable",
         Error::LockTimeout { .. } => "LockTimeout",
         Error::CorruptMetadata { .. }

@@ -46,7 +46,7 @@ impl PySnapshot {
 
     /// Kind, dims, dtype, levels, channel names and transformations of an image or labels element.
     fn raster_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let info = py.detach(|| self.snapshot.raster_info(name)).py()?;
+        let info = crate::pool::detach(py, || self.snapshot.raster_info(name)).py()?;
         let d = PyDict::new(py);
         d.set_item("kind", if info.kind == RasterKind::Image { "image" } else { "labels" })?;
         d.set_item("dims", &info.dims)?;
@@ -78,13 +78,13 @@ impl PySnapshot {
         region: Option<Vec<(u64, u64)>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let region: Option<Vec<Range<u64>>> = region.map(|r| r.into_iter().map(|(a, b)| a..b).collect());
-        let array = py.detach(|| self.snapshot.read_raster(name, level, region.as_deref())).py()?;
+        let array = crate::pool::detach(py, || self.snapshot.read_raster(name, level, region.as_deref())).py()?;
         Ok(to_numpy(py, array))
     }
 
     /// Rows, columns, axes, keys and transformations of a points or shapes element.
     fn vector_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let info = py.detach(|| self.snapshot.vector_info(name)).py()?;
+        let info = crate::pool::detach(py, || self.snapshot.vector_info(name)).py()?;
         let d = PyDict::new(py);
         d.set_item("type", info.element_type.group())?;
         d.set_item("n_rows", info.n_rows)?;
@@ -100,13 +100,13 @@ impl PySnapshot {
 
     /// The table exactly as of this version, as a table dict.
     fn read_table<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let table = py.detach(|| self.snapshot.read_table(name)).py()?;
+        let table = crate::pool::detach(py, || self.snapshot.read_table(name)).py()?;
         table_to_py(py, table)
     }
 
     /// Sizes, columns, regions and keys of a table.
     fn table_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let info = py.detach(|| self.snapshot.table_info(name)).py()?;
+        let info = crate::pool::detach(py, || self.snapshot.table_info(name)).py()?;
         let d = PyDict::new(py);
         d.set_item("n_obs", info.n_obs)?;
         d.set_item("n_vars", info.n_vars)?;
@@ -126,7 +126,7 @@ impl PySnapshot {
     /// the call if the data moved meanwhile; other exceptions from `fn` propagate unchanged.
     fn read_with(&self, py: Python<'_>, name: &str, r#fn: Py<PyAny>) -> PyResult<Py<PyAny>> {
         let failure: Mutex<Option<PyErr>> = Mutex::new(None);
-        let result = py.detach(|| {
+        let result = crate::pool::detach(py, || {
             self.snapshot.read_with(name, |dir, _| {
                 Python::attach(|py| match r#fn.call1(py, (dir.to_string_lossy().into_owned(),)) {
                     Ok(v) => {

@@ -47,7 +47,7 @@ impl PyStore {
         durable: bool,
     ) -> PyResult<Self> {
         let options = OpenOptions { create, read_only, single_writer, durable };
-        let store = py.detach(|| Store::open(&path, &options)).py()?;
+        let store = crate::pool::detach(py, || Store::open(&path, &options)).py()?;
         Ok(PyStore { path: store.root().to_string_lossy().into_owned(), store })
     }
 
@@ -59,18 +59,18 @@ impl PyStore {
 
     /// The newest committed version.
     fn version(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.store.version()).py()
+        crate::pool::detach(py, || self.store.version()).py()
     }
 
     /// `(name, type)` of every element at the newest version.
     fn elements(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
-        let snapshot = py.detach(|| self.store.snapshot(None)).py()?;
+        let snapshot = crate::pool::detach(py, || self.store.snapshot(None)).py()?;
         Ok(element_pairs(&snapshot))
     }
 
     /// Every commit, oldest first.
     fn history<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let records = py.detach(|| self.store.history()).py()?;
+        let records = crate::pool::detach(py, || self.store.history()).py()?;
         records
             .into_iter()
             .map(|r| {
@@ -92,13 +92,13 @@ impl PyStore {
     /// A snapshot at `version` (default: the newest).
     #[pyo3(signature = (version = None))]
     fn snapshot(&self, py: Python<'_>, version: Option<u64>) -> PyResult<PySnapshot> {
-        let snapshot = py.detach(|| self.store.snapshot(version)).py()?;
+        let snapshot = crate::pool::detach(py, || self.store.snapshot(version)).py()?;
         Ok(PySnapshot { snapshot, path: self.path.clone() })
     }
 
     /// Deletes an element; returns the new version.
     fn delete(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
-        py.detach(|| self.store.delete(name)).py().map(|c| c.version)
+        crate::pool::detach(py, || self.store.delete(name)).py().map(|c| c.version)
     }
 
     /// Adds an image or labels element from numpy `data` or from `blocks`; returns the new version.
@@ -154,7 +154,7 @@ impl PyStore {
                 let blocks = PyBlocks::new(&blocks, name, data_type)?;
                 let failure = blocks.failure.clone();
                 let source = RasterSource::Blocks { shape, data_type, blocks: Box::new(blocks) };
-                let result = py.detach(|| self.store.add_raster(name, &spec, source, &options));
+                let result = crate::pool::detach(py, || self.store.add_raster(name, &spec, source, &options));
                 match result {
                     Ok(c) => Ok(c.version),
                     Err(e) => Err(failure.lock().ok().and_then(|mut f| f.take()).unwrap_or_else(|| to_pyerr(e))),
@@ -184,7 +184,7 @@ impl PyStore {
             transformations: transformations_from_py(transformations.as_ref(), name)?,
         };
         let options = Self::add_options(overwrite);
-        py.detach(|| self.store.add_points(name, &batches, &spec, &options)).py().map(|c| c.version)
+        crate::pool::detach(py, || self.store.add_points(name, &batches, &spec, &options)).py().map(|c| c.version)
     }
 
     /// Adds a shapes element from WKB geometries; returns the new version.
@@ -230,7 +230,7 @@ impl PyStore {
         let data = ShapesData { geometry, radius, columns, index };
         let spec = ShapesSpec { transformations: transformations_from_py(transformations.as_ref(), name)? };
         let options = Self::add_options(overwrite);
-        py.detach(|| self.store.add_shapes(name, &data, &spec, &options)).py().map(|c| c.version)
+        crate::pool::detach(py, || self.store.add_shapes(name, &data, &spec, &options)).py().map(|c| c.version)
     }
 
     /// Adds a table (a table dict); returns the new version.
@@ -238,13 +238,13 @@ impl PyStore {
     fn add_table(&self, py: Python<'_>, name: &str, table: Bound<'_, PyAny>, overwrite: bool) -> PyResult<u64> {
         let table = table_from_py(&table, name)?;
         let options = Self::add_options(overwrite);
-        py.detach(|| self.store.add_table(name, &table, &options)).py().map(|c| c.version)
+        crate::pool::detach(py, || self.store.add_table(name, &table, &options)).py().map(|c| c.version)
     }
 
     /// Appends rows to a table (creating it when missing); returns the new version.
     fn append(&self, py: Python<'_>, name: &str, rows: Bound<'_, PyAny>) -> PyResult<u64> {
         let rows = table_from_py(&rows, name)?;
-        py.detach(|| self.store.append(name, &rows)).py().map(|c| c.version)
+        crate::pool::detach(py, || self.store.append(name, &rows)).py().map(|c| c.version)
     }
 
     /// Acquires a user lock: `mode` "r" (shared) or "w" (exclusive), `name` None for the whole store.
@@ -261,13 +261,87 @@ impl PyStore {
             Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
             Some(t) => return Err(invalid(&what, format!("timeout must be None or a number >= 0, got {t}"))),
         };
-        let guard = py.detach(|| self.store.lock(name.as_deref(), mode, timeout)).py()?;
-        Ok(PyLockGuard::new(guard))
+        loop {
+            match py.detach(|| self.store.lock(name.as_deref(), mode, timeout)) {
+                Ok(guard) => return Ok(PyLockGuard::new(guard)),
+                // A signal (Ctrl-C) interrupted a blocking wait: let Python raise KeyboardInterrupt, else wait on.
+                Err(zarrtx::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::Interrupted => {
+                    py.check_signals()?;
+                }
+                Err(e) => return Err(to_pyerr(e)),
+            }
+        }
+    }
+
+    /// Creates a write plan for one raster element written part by part (by processes or nodes); returns the plan.
+    #[pyo3(signature = (name, kind, dims, *, shape, dtype, parts, channel_names = None, transformations = None,
+        scale_factors = None, chunks = None, shards = None, compression = "zstd", compression_level = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_plan<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        kind: &str,
+        dims: Vec<String>,
+        shape: Vec<u64>,
+        dtype: &str,
+        parts: Bound<'py, PyAny>,
+        channel_names: Option<Vec<String>>,
+        transformations: Option<Bound<'py, PyAny>>,
+        scale_factors: Option<Vec<u64>>,
+        chunks: Option<Vec<u64>>,
+        shards: Option<Vec<u64>>,
+        compression: &str,
+        compression_level: i32,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let spec = build_spec(
+            name,
+            SpecArgs {
+                kind,
+                dims,
+                channel_names,
+                transformations: transformations.as_ref(),
+                scale_factors,
+                levels: None,
+                chunks,
+                shards,
+                compression,
+                compression_level,
+            },
+        )?;
+        let plan = crate::py_plan::create(py, &self.store, name, &spec, shape, dtype, &parts)?;
+        crate::py_plan::plan_to_py(py, &plan)
+    }
+
+    /// Writes part `part` of a plan from `data` (exactly the part's region) or `blocks`; a finished part is not
+    /// rewritten (`written` is False).
+    #[pyo3(signature = (plan_id, part, *, data = None, blocks = None, memory_limit = None))]
+    fn write_part<'py>(
+        &self,
+        py: Python<'py>,
+        plan_id: &str,
+        part: usize,
+        data: Option<Bound<'py, PyAny>>,
+        blocks: Option<Bound<'py, PyAny>>,
+        memory_limit: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        crate::py_plan::write(py, &self.store, plan_id, part, data, blocks, memory_limit)
+    }
+
+    /// Which parts of a plan are done, started or missing, and its commit version once committed.
+    fn plan_status<'py>(&self, py: Python<'py>, plan_id: &str) -> PyResult<Bound<'py, PyDict>> {
+        let status = crate::pool::detach(py, || self.store.plan_status(plan_id)).py()?;
+        crate::py_plan::status_to_py(py, &status)
+    }
+
+    /// Commits a plan whose parts are all written (computing the pyramid); returns the version. Idempotent.
+    fn commit_plan(&self, py: Python<'_>, plan_id: &str) -> PyResult<u64> {
+        crate::pool::detach(py, || self.store.commit_plan(plan_id)).py().map(|c| c.version)
     }
 
     /// Checks the log, the published view and the data; returns problems, leftovers and retained paths.
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let report = py.detach(|| self.store.verify()).py()?;
+        let report = crate::pool::detach(py, || self.store.verify()).py()?;
         let d = PyDict::new(py);
         d.set_item("version", report.version)?;
         d.set_item("published_version", report.published_version)?;
@@ -282,7 +356,7 @@ impl PyStore {
     #[pyo3(signature = (grace_seconds = 3600.0))]
     fn gc<'py>(&self, py: Python<'py>, grace_seconds: f64) -> PyResult<Bound<'py, PyDict>> {
         let grace = Duration::from_secs_f64(grace_seconds.max(0.0));
-        let report = py.detach(|| self.store.gc(grace)).py()?;
+        let report = crate::pool::detach(py, || self.store.gc(grace)).py()?;
         let d = PyDict::new(py);
         d.set_item("removed", report.removed.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>())?;
         d.set_item("bytes_freed", report.bytes_freed)?;
@@ -318,7 +392,7 @@ impl PyStore {
             let nbytes = view.len() * std::mem::size_of_val(view.iter().next().unwrap_or(&Default::default()));
             let result = if nbytes <= COPY_LIMIT_BYTES || view.ndim() == 0 {
                 let owned: RasterArray = variant(view.to_owned());
-                py.detach(|| self.store.add_raster(name, spec, RasterSource::InMemory(owned), options))
+                crate::pool::detach(py, || self.store.add_raster(name, spec, RasterSource::InMemory(owned), options))
             } else {
                 let shape: Vec<usize> = view.shape().to_vec();
                 let (axis, height) = slab_axis_and_height(spec, &shape);
@@ -326,9 +400,9 @@ impl PyStore {
                 let source = RasterSource::Blocks {
                     shape: shape.iter().map(|&n| n as u64).collect(),
                     data_type,
-                    blocks: slabs(view, axis, height, variant),
+                    blocks: slabs(view, vec![0; shape.len()], axis, height, variant),
                 };
-                py.detach(|| self.store.add_raster(name, spec, source, options))
+                crate::pool::detach(py, || self.store.add_raster(name, spec, source, options))
             };
             result.py().map(|c| c.version)
         }, unreachable!("checked above"))

@@ -100,20 +100,20 @@ pub fn slab_axis_and_height(spec: &RasterSpec, shape: &[usize]) -> (usize, usize
     (axis, height.clamp(1, shape.get(axis).copied().unwrap_or(1).max(1)))
 }
 
-/// Cuts a borrowed array into owned slabs along `axis`, `height` at a time.
+/// Cuts a borrowed array placed at `base` (one offset per axis) into owned slabs along `axis`, `height` at a time.
 pub fn slabs<'a, T: Clone + Send + Sync + 'a>(
     view: ArrayViewD<'a, T>,
+    base: Vec<u64>,
     axis: usize,
     height: usize,
     variant: fn(ArrayD<T>) -> RasterArray,
 ) -> Box<dyn Iterator<Item = zarrtx::Result<RasterBlock>> + Send + 'a> {
     let n = view.shape().get(axis).copied().unwrap_or(0);
-    let ndim = view.ndim();
     Box::new((0..n).step_by(height.max(1)).map(move |start| {
         let stop = (start + height).min(n);
         let slab = view.slice_axis(Axis(axis), Slice::from(start..stop)).to_owned();
-        let mut offset = vec![0u64; ndim];
-        offset[axis] = start as u64;
+        let mut offset = base.clone();
+        offset[axis] += start as u64;
         Ok(RasterBlock { offset, data: variant(slab) })
     }))
 }

@@ -1,0 +1,137 @@
+//! Write plans from Python: one raster element written by many processes or nodes, part by part (the methods
+//! `Store.create_plan`, `write_part`, `plan_status`, `commit_plan` delegate here).
+
+use crate::errors::{invalid, to_pyerr, IntoPy};
+use crate::ndarrays::{data_type_of, describe, with_numpy_dtype};
+use crate::raster_input::{slab_axis_and_height, slabs, PyBlocks};
+use numpy::PyArrayMethods;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::ops::Range;
+use zarrtx::raster::RasterSpec;
+use zarrtx::{DataType, PartLayout, PartOutcome, PlanInfo, PlanOptions, PlanStatus, Store};
+
+/// Parts as Python gives them: a count, or a list of regions (one `(start, stop)` per axis each).
+pub fn layout_from_py(parts: &Bound<'_, PyAny>, name: &str) -> PyResult<PartLayout> {
+    if let Ok(n) = parts.extract::<usize>() {
+        return Ok(PartLayout::Count(n));
+    }
+    let regions: Vec<Vec<(u64, u64)>> = parts.extract().map_err(|_| {
+        invalid(name, format!("parts must be a count or a list of regions [(start, stop) per axis], got {}", describe(parts)))
+    })?;
+    Ok(PartLayout::Regions(regions.into_iter().map(|r| r.into_iter().map(|(a, b)| a..b).collect()).collect()))
+}
+
+fn ranges_to_py(r: &[Range<u64>]) -> Vec<(u64, u64)> {
+    r.iter().map(|r| (r.start, r.end)).collect()
+}
+
+/// A plan as a dict: id, element, shape, dtype, write unit and parts.
+pub fn plan_to_py<'py>(py: Python<'py>, plan: &PlanInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("plan_id", &plan.plan_id)?;
+    d.set_item("name", &plan.name)?;
+    d.set_item("type", plan.element_type.group())?;
+    d.set_item("dims", &plan.spec.dims)?;
+    d.set_item("shape", &plan.shape)?;
+    d.set_item("dtype", plan.data_type.zarr_name())?;
+    d.set_item("write_unit", &plan.write_unit)?;
+    d.set_item("parts", plan.parts.iter().map(|p| ranges_to_py(p)).collect::<Vec<_>>())?;
+    d.set_item("created_version", plan.created_version)?;
+    Ok(d)
+}
+
+/// A plan's status as a dict.
+pub fn status_to_py<'py>(py: Python<'py>, status: &PlanStatus) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("plan", plan_to_py(py, &status.plan)?)?;
+    d.set_item("done", status.done.iter().map(|r| r.part).collect::<Vec<_>>())?;
+    d.set_item("started", &status.started)?;
+    d.set_item("missing", &status.missing)?;
+    d.set_item("committed", status.committed.as_ref().map(|c| c.version))?;
+    Ok(d)
+}
+
+fn outcome_to_py<'py>(py: Python<'py>, outcome: &PartOutcome) -> PyResult<Bound<'py, PyDict>> {
+    let r = outcome.record();
+    let d = PyDict::new(py);
+    d.set_item("part", r.part)?;
+    d.set_item("written", matches!(outcome, PartOutcome::Written(_)))?;
+    d.set_item("chunks", r.chunks)?;
+    d.set_item("bytes", r.bytes)?;
+    d.set_item("elapsed_ms", r.elapsed_ms)?;
+    Ok(d)
+}
+
+/// Creates a plan.
+pub fn create(
+    py: Python<'_>,
+    store: &Store,
+    name: &str,
+    spec: &RasterSpec,
+    shape: Vec<u64>,
+    dtype: &str,
+    parts: &Bound<'_, PyAny>,
+) -> PyResult<PlanInfo> {
+    let data_type = DataType::from_zarr_name(dtype)
+        .ok_or_else(|| invalid(name, format!("dtype '{dtype}' is not supported (bool, (u)int8..64, float32/64)")))?;
+    let layout = layout_from_py(parts, name)?;
+    crate::pool::detach(py, || store.create_plan(name, spec, &shape, data_type, layout)).py()
+}
+
+/// Writes one part from a numpy array covering exactly the part's region, or from `(offset, block)` pairs.
+pub fn write<'py>(
+    py: Python<'py>,
+    store: &Store,
+    plan_id: &str,
+    part: usize,
+    data: Option<Bound<'py, PyAny>>,
+    blocks: Option<Bound<'py, PyAny>>,
+    memory_limit: Option<u64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let plan = crate::pool::detach(py, || store.plan_info(plan_id)).py()?;
+    let name = plan.name.clone();
+    let region = plan
+        .parts
+        .get(part)
+        .cloned()
+        .ok_or_else(|| invalid(&name, format!("plan {plan_id} has {} parts; part {part} does not exist", plan.parts.len())))?;
+    let mut options = PlanOptions::default();
+    if let Some(limit) = memory_limit {
+        options.memory_limit = limit;
+    }
+    let outcome = match (data, blocks) {
+        (Some(data), None) => {
+            let want: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
+            if data_type_of(&data) != Some(plan.data_type) {
+                return Err(invalid(
+                    &name,
+                    format!("part data must be a numpy array of dtype {}, got {}", plan.data_type.zarr_name(), describe(&data)),
+                ));
+            }
+            with_numpy_dtype!(&data, arr, variant => {
+                let ro = arr.try_readonly().map_err(|e| invalid(&name, format!("the array is being written elsewhere: {e}")))?;
+                let view = ro.as_array();
+                if view.shape() != want.as_slice() {
+                    return Err(invalid(&name, format!(
+                        "part {part} covers {:?} (shape {want:?}) but the data has shape {:?}", ranges_to_py(&region), view.shape()
+                    )));
+                }
+                let (axis, height) = slab_axis_and_height(&plan.spec, &want);
+                let base: Vec<u64> = region.iter().map(|r| r.start).collect();
+                let source = slabs(view, base, axis, height, variant);
+                crate::pool::detach(py, || store.write_part(plan_id, part, source, &options)).py()?
+            }, unreachable!("dtype checked above"))
+        }
+        (None, Some(blocks)) => {
+            let blocks = PyBlocks::new(&blocks, &name, plan.data_type)?;
+            let failure = blocks.failure.clone();
+            match crate::pool::detach(py, || store.write_part(plan_id, part, blocks, &options)) {
+                Ok(o) => o,
+                Err(e) => return Err(failure.lock().ok().and_then(|mut f| f.take()).unwrap_or_else(|| to_pyerr(e))),
+            }
+        }
+        _ => return Err(invalid(&name, "give exactly one of data= (the part's region as a numpy array) or blocks=")),
+    };
+    outcome_to_py(py, &outcome)
+}
