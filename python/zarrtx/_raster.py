@@ -151,8 +151,11 @@ def add_raster_args(name: str, element: Any) -> tuple[str, list[str], dict[str, 
         "transformations": to_ngff(get_transformations(element), dims),
     }
     if kind == "image" and "c" in base.coords:
-        names = [str(c) for c in base.coords["c"].values.tolist()]
-        kwargs["channel_names"] = names
+        values = base.coords["c"].values.tolist()
+        # spatialdata's default channel names are the integers 0..n-1, stored as integer labels: leave them to the
+        # engine's default (which writes exactly that) so they read back as integers.
+        if values != list(range(len(values))):
+            kwargs["channel_names"] = [str(c) for c in values]
     data = base.data
     if isinstance(data, da.Array):
         kwargs["shape"] = [int(s) for s in data.shape]
@@ -280,7 +283,10 @@ def read_raster(path: str, version: int, name: str, info: dict[str, Any]) -> Any
         )
     channels: list[Any] | None = None
     if info.get("kind") == "image":
-        channels = list(info["channel_names"]) if info.get("channel_names") is not None else None
+        labels = info.get("channel_labels")
+        if labels is None:
+            labels = info.get("channel_names")
+        channels = list(labels) if labels is not None else None
         if channels is None and "c" in dims:
             channels = list(range(int(info["levels"][0]["shape"][dims.index("c")])))
     transformations = from_ngff(info.get("transformations") or [])

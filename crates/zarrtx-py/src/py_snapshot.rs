@@ -64,6 +64,8 @@ impl PySnapshot {
             .collect::<PyResult<_>>()?;
         d.set_item("levels", levels)?;
         d.set_item("channel_names", &info.channel_names)?;
+        let labels = info.channel_labels.map(serde_json::Value::Array);
+        d.set_item("channel_labels", labels.map(|l| crate::json::from_json(py, &l)).transpose()?)?;
         d.set_item("transformations", transformations_to_py(py, &info.transformations, &info.dims)?)?;
         Ok(d)
     }

@@ -146,6 +146,14 @@ impl Store {
     pub fn open_with_storage(storage: Arc<dyn Storage>, options: &OpenOptions) -> Result<Store> {
         let root = storage.location();
         let managed = storage.exists(&layout::log_key(0))?;
+        let foreign = !managed && (storage.exists(layout::ROOT_ZARR_JSON)? || storage.exists(".zgroup")?);
+        if !managed && !foreign && !options.create {
+            // Refuse before the medium probe, which would leave a `.zarrtx/` directory behind.
+            return Err(Error::NotAStore {
+                path: root,
+                reason: "it holds no SpatialData store (pass create to make one)".into(),
+            });
+        }
         let write_refusal = if options.read_only {
             Some(Error::ReadOnly { path: root.clone(), reason: "it was opened read-only".into() })
         } else {
@@ -163,15 +171,10 @@ impl Store {
                     },
                 });
             }
-            if storage.exists(layout::ROOT_ZARR_JSON)? || storage.exists(".zgroup")? {
+            if foreign {
                 Store::adopt(storage.as_ref())?;
-            } else if options.create {
-                Store::initialise(storage.as_ref())?;
             } else {
-                return Err(Error::NotAStore {
-                    path: root,
-                    reason: "it holds no SpatialData store (pass create to make one)".into(),
-                });
+                Store::initialise(storage.as_ref())?;
             }
         }
         let state = reader::load_state(storage.as_ref(), None)?;

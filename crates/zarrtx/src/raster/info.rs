@@ -21,8 +21,10 @@ pub struct RasterInfo {
     pub data_type: DataType,
     /// The levels in pyramid order (level 0 = full resolution).
     pub levels: Vec<LevelInfo>,
-    /// Channel labels (`ome.omero.channels[*].label`), when present.
+    /// Channel labels (`ome.omero.channels[*].label`) as text, when present.
     pub channel_names: Option<Vec<String>>,
+    /// The same labels as stored (strings, or integers for images written without channel names).
+    pub channel_labels: Option<Vec<Value>>,
     /// Transformations by target coordinate system.
     pub transformations: BTreeMap<String, Transformation>,
 }
@@ -174,6 +176,11 @@ pub fn describe(kind: RasterKind, tree: &NodeTree) -> Result<RasterInfo> {
         data_type,
         levels,
         channel_names: channel_names(ngff_attrs(group)),
+        channel_labels: ngff_attrs(group)
+            .get("omero")
+            .and_then(|o| o.get("channels"))
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().filter_map(|c| c.get("label").cloned()).collect()),
         transformations,
     })
 }

@@ -58,11 +58,13 @@ pub fn transformations_json(dims: &[String], transformations: &std::collections:
     )
 }
 
-/// The channel labels written to `omero.channels`: the spec's names, or `"0"`, `"1"`, ...
-pub fn channel_labels(spec: &RasterSpec, n_channels: u64) -> Vec<String> {
-    spec.channel_names
-        .clone()
-        .unwrap_or_else(|| (0..n_channels).map(|i| i.to_string()).collect())
+/// The channel labels written to `omero.channels`: the spec's names, or the integers `0`, `1`, ... (what
+/// spatialdata writes for an image parsed without channel names; it reads them back as integer `c` coordinates).
+pub fn channel_labels(spec: &RasterSpec, n_channels: u64) -> Vec<Value> {
+    match &spec.channel_names {
+        Some(names) => names.iter().map(|n| json!(n)).collect(),
+        None => (0..n_channels).map(|i| json!(i)).collect(),
+    }
 }
 
 /// The `attributes` of the element group for `spec`, with the levels in `datasets` and `n_channels` entries on
