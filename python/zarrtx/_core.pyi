@@ -59,7 +59,8 @@ class Snapshot:
         """(name, type) of every element at this version, sorted by name."""
     def raster_info(self, name: str) -> dict[str, Any]:
         """{"kind": "image"|"labels", "dims": [...], "dtype": "uint16", "levels": [{"path": "s0", "shape": [...],
-        "chunks": [...]}, ...], "channel_names": [...] | None, "transformations": [ngff dicts]}"""
+        "chunks": [...]}, ...], "channel_names": [...] | None, "channel_labels": [str | int, ...] | None (as stored),
+        "transformations": [ngff dicts]}"""
     def read_raster(
         self, name: str, level: int = 0, region: list[tuple[int, int]] | None = None
     ) -> np.ndarray:
@@ -86,6 +87,8 @@ class LockGuard:
     def release(self) -> None: ...
     @property
     def mode(self) -> Literal["r", "w"]: ...
+    @property
+    def held(self) -> bool: ...
 
 class Store:
     """A handle on one store (opening is cheap; every call sees the newest committed state)."""
@@ -170,5 +173,45 @@ class Store:
         lock in "r" mode, so a store-wide "w" excludes every named lock). Blocks with the GIL released;
         LockTimeout after `timeout` seconds (None = wait forever, 0 = try once)."""
     def verify(self) -> dict[str, Any]:
-        """{"problems": [str], "leftovers": [str], "retained": [str]}"""
-    def gc(self, grace_seconds: float | None = None) -> dict[str, Any]: ...
+        """{"version": int, "published_version": int | None, "problems": [str], "leftovers": [str],
+        "retained": [str]}"""
+    def gc(self, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        """{"removed": [str], "bytes_freed": int, "published_version": int}"""
+    # Write plans: one raster element written part by part by many processes or nodes.
+    def create_plan(
+        self,
+        name: str,
+        kind: Literal["image", "labels"],
+        dims: list[str],
+        *,
+        shape: list[int],
+        dtype: str,
+        parts: int | list[list[tuple[int, int]]],
+        channel_names: list[str] | None = None,
+        transformations: list[dict[str, Any]] | None = None,
+        scale_factors: list[int] | None = None,
+        chunks: list[int] | None = None,
+        shards: list[int] | None = None,
+        compression: Literal["zstd", "none", "blosc-lz4", "blosc-zstd"] = "zstd",
+        compression_level: int = 0,
+    ) -> dict[str, Any]:
+        """{"plan_id", "name", "type", "dims", "shape", "dtype", "write_unit", "parts": [[(start, stop), ...], ...],
+        "created_version"}. parts: a count (split on write-unit boundaries) or explicit aligned, disjoint regions
+        (overlaps raise InvalidElement). The element stays invisible until commit_plan."""
+    def write_part(
+        self,
+        plan_id: str,
+        part: int,
+        *,
+        data: np.ndarray | None = None,
+        blocks: Iterable[tuple[list[int], np.ndarray]] | None = None,
+        memory_limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Writes one part: `data` covers exactly the part's region, or `blocks` are (absolute offset, block) pairs
+        inside it. {"part", "written": False when it was already done (nothing rewritten), "chunks", "bytes",
+        "elapsed_ms"}. A concurrent writer of the same part raises Conflict."""
+    def plan_status(self, plan_id: str) -> dict[str, Any]:
+        """{"plan": {...}, "done": [int], "started": [int], "missing": [int], "committed": int | None}"""
+    def commit_plan(self, plan_id: str) -> int:
+        """Publishes the element once every part is done (Conflict naming the missing parts otherwise); computes
+        the pyramid; idempotent. Returns the version."""

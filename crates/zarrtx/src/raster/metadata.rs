@@ -153,7 +153,7 @@ mod tests {
 
         let img = RasterSpec::new(RasterKind::Image, &["c", "y", "x"]);
         let j = element_group_json(&ElementName::new("i").unwrap(), &img, &datasets(), 2);
-        assert_eq!(j["attributes"]["ome"]["omero"]["channels"], json!([{"label": "0"}, {"label": "1"}]));
+        assert_eq!(j["attributes"]["ome"]["omero"]["channels"], json!([{"label": 0}, {"label": 1}]));
     }
 
     #[test]
