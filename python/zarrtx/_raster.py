@@ -27,7 +27,7 @@ _DTYPES = {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int3
 
 # Streaming: how many bytes of dask blocks may be computed at once (several blocks are computed together, in
 # parallel, as long as they fit; one block always goes alone whatever its size).
-_STREAM_WINDOW_BYTES = 256 << 20
+_STREAM_WINDOW_BYTES = 64 << 20
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -119,8 +119,13 @@ def iter_dask_blocks(
             results = [pending[0][1].compute()]
         else:
             results = list(dask.compute(*[d for _, d in pending]))
-        for (offset, _), block in zip(pending, results, strict=True):
+        offsets = [offset for offset, _ in pending]
+        results.reverse()
+        for offset in offsets:
+            # Drop each computed block as soon as the engine has taken it (it copies what it keeps).
+            block = results.pop()
             yield offset, np.ascontiguousarray(np.asarray(block), dtype=dtype)
+            del block
 
     for idx in np.ndindex(*arr.numblocks):
         nbytes = itemsize * int(np.prod([arr.chunks[a][i] for a, i in enumerate(idx)]))
