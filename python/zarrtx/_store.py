@@ -178,7 +178,15 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------------------------------
 
-    def add(self, name: str, element: Any, *, overwrite: bool = False) -> int:
+    def add(
+        self,
+        name: str,
+        element: Any,
+        *,
+        overwrite: bool = False,
+        n_jobs: int | None = None,
+        executor: Any = None,
+    ) -> int:
         """Adds one spatialdata element under ``name`` atomically and returns the new version.
 
         ``element`` is what ``spatialdata.models`` produce: an image or labels ``xarray.DataArray`` /
@@ -188,10 +196,47 @@ class Store:
         case-insensitively across all element types: :class:`zarrtx.ElementExists` unless ``overwrite=True``.
         Anything else, or an element failing spatialdata's validation, raises :class:`zarrtx.InvalidElement` and
         writes nothing.
+
+        **Many workers for one image or labels element.** With ``n_jobs`` > 1 (``-1``: every core) or an
+        ``executor``, a single-scale image or labels element (a ``DataArray``, or a ``DataTree`` holding only
+        ``scale0``) is written through a write plan: level 0 is cut into parts of whole chunks (at least two per
+        worker, at most about 256 MiB each), each part is computed (``element.data[part]``: a dask slice computed
+        on the worker, or the numpy slice) and written by one worker, and the calling process commits the element
+        once every part is there — invisible to every reader until then, all of it at once after. ``executor`` is
+        ``"threads"`` (the default when only ``n_jobs`` is given), ``"processes"`` (a ``ProcessPoolExecutor`` of
+        ``n_jobs`` workers, default start method), any ``concurrent.futures.Executor`` (``n_jobs`` defaults to
+        its size), or a ``distributed.Client`` (the parts are Dask tasks; every worker must see the store at the
+        same path). The result is the same element, pixel for pixel, as without ``n_jobs``. A part
+        that fails is run once more (its failed attempt is discarded, finished parts are kept); if it fails again
+        its exception is raised here, nothing is committed, and the abandoned plan is reclaimed by :meth:`gc`.
+
+        A ``DataTree`` with lower levels (``parse(..., scale_factors=...)``) is written as spatialdata writes it:
+        its levels stored exactly as given, by the calling process (a ``UserWarning`` says that ``n_jobs`` /
+        ``executor`` did not apply). To write a large pyramid in parallel, give its full-resolution level to
+        :func:`zarrtx.dask.store` with ``scale_factors``: the levels are then computed by zarrtx at the commit
+        (mean for images, mode for labels), which can differ slightly from spatialdata's own downsampling.
+
+        ``overwrite=True`` with ``n_jobs`` / ``executor``: the engine's write plans commit an add, never an
+        atomic replacement, so an existing element of that name raises :class:`zarrtx.ElementExists` before
+        anything is written (replace it with a single writer, which is atomic). Points, shapes and tables are
+        always written by the calling process; ``n_jobs`` / ``executor`` are ignored for them.
         """
         kind = _classify(name, element)
         h = self._handle()
+        if n_jobs is not None or executor is not None:
+            from ._parallel import check_executor, check_n_jobs
+
+            check_n_jobs(n_jobs)
+            check_executor(executor)
         if kind == "raster":
+            if n_jobs is not None or executor is not None:
+                from ._parallel import add_raster_parallel
+
+                version = add_raster_parallel(
+                    self, name, element, overwrite=overwrite, n_jobs=n_jobs, executor=executor
+                )
+                if version is not None:
+                    return version
             from ._raster import add_raster_args
 
             raster_kind, dims, kwargs = add_raster_args(name, element)
