@@ -54,7 +54,7 @@ PARTS_PER_WORKER = 2
 # One run and one retry per part.
 ATTEMPTS = 2
 # Blocks of a dask part computed together in a worker (at most this many bytes at once, at least one block).
-_STREAM_WINDOW_BYTES = 128 << 20
+_STREAM_WINDOW_BYTES = 64 << 20
 
 # The engine's default chunk shape (crates/zarrtx/src/raster/levels.rs, default_chunk_shape), mirrored here only to
 # count write units when choosing the number of parts.
@@ -140,7 +140,9 @@ def default_chunk_shape(dims: Sequence[str], shape: Sequence[int]) -> list[int]:
     return out
 
 
-def write_unit(dims: Sequence[str], shape: Sequence[int], chunks: Sequence[int] | None, shards: Sequence[int] | None) -> list[int]:
+def write_unit(
+    dims: Sequence[str], shape: Sequence[int], chunks: Sequence[int] | None, shards: Sequence[int] | None
+) -> list[int]:
     """The plan's write unit: the shard shape when sharded, else the chunk shape (given or the engine's default)."""
     if shards:
         return [int(s) for s in shards]
@@ -198,9 +200,13 @@ def _shifted_blocks(
     pending_bytes = 0
 
     def flush() -> Iterator[tuple[list[int], np.ndarray]]:
-        results = dask.compute(*[d for _, d in pending], scheduler="sync")
-        for (offset, _), block in zip(pending, results, strict=True):
+        results = list(dask.compute(*[d for _, d in pending], scheduler="sync"))
+        offsets = [offset for offset, _ in pending]
+        results.reverse()
+        for offset in offsets:
+            block = results.pop()  # dropped as soon as the engine has taken it (it copies what it keeps)
             yield offset, np.ascontiguousarray(np.asarray(block), dtype=dtype)
+            del block
 
     for idx in np.ndindex(*arr.numblocks):
         nbytes = itemsize * int(np.prod([arr.chunks[a][i] for a, i in enumerate(idx)]))
@@ -219,6 +225,14 @@ def _shifted_blocks(
 
 _WORKER_STORES: dict[tuple[Any, ...], Any] = {}
 _WORKER_LOCK = threading.Lock()
+
+
+def _reinit_after_fork() -> None:  # a lock inherited through fork may be held by a thread that is gone
+    global _WORKER_LOCK
+    _WORKER_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)
 
 # Sources of the process pools run_local creates with the "fork" start method: registered before the pool forks its
 # workers, which then find them here (inherited memory, copy-on-write) instead of receiving pickled parts. A dask
@@ -288,7 +302,10 @@ def write_part_from_blocks(
     dependencies), ``offsets`` their absolute positions. Unaligned blocks are assembled by the engine."""
     h = _worker_handle(store)
     dt = np.dtype(dtype)
-    pairs = ((list(map(int, o)), np.ascontiguousarray(np.asarray(b), dtype=dt)) for o, b in zip(offsets, blocks, strict=True))
+    pairs = (
+        (list(map(int, o)), np.ascontiguousarray(np.asarray(b), dtype=dt))
+        for o, b in zip(offsets, blocks, strict=True)
+    )
     return dict(h.write_part(plan_id, int(part), blocks=pairs))
 
 

@@ -7,8 +7,8 @@
 
     store = zarrtx.open("/shared/cells.zarr")           # every worker must see the store at the same path
     with LocalCluster(n_workers=4) as cluster, Client(cluster) as client:
-        darr = da.from_zarr("/shared/raw.zarr")          # (c, y, x), any dask chunks (aligned to the Zarr chunks or not)
-        version = zarrtx.dask.store(darr, store, "slide_7", dims=("c", "y", "x"), scale_factors=[2, 2, 2], client=client)
+        darr = da.from_zarr("/shared/raw.zarr")          # (c, y, x), any dask chunks, aligned or not
+        version = zarrtx.dask.store(darr, store, "slide_7", scale_factors=[2, 2, 2], client=client)
 
 :func:`store` creates a write plan in the calling process (name checked before any pixel is written), runs one
 Dask task per part on the workers — each task's dependencies are the part's blocks of ``darr``'s own graph, so the
@@ -71,7 +71,12 @@ def _compression(compression: str) -> tuple[str, int]:
 
 
 def _default_dims(kind: str, ndim: int) -> tuple[str, ...]:
-    table = {("image", 3): ("c", "y", "x"), ("image", 4): ("c", "z", "y", "x"), ("labels", 2): ("y", "x"), ("labels", 3): ("z", "y", "x")}
+    table = {
+        ("image", 3): ("c", "y", "x"),
+        ("image", 4): ("c", "z", "y", "x"),
+        ("labels", 2): ("y", "x"),
+        ("labels", 3): ("z", "y", "x"),
+    }
     dims = table.get((kind, ndim))
     if dims is None:
         raise InvalidElement(
@@ -81,7 +86,9 @@ def _default_dims(kind: str, ndim: int) -> tuple[str, ...]:
     return dims
 
 
-def _from_xarray(name: str, darr: Any, kind: str, dims: Any, transformations: Any, channel_names: Any, scale_factors: Any) -> tuple[Any, Any, Any, Any]:
+def _from_xarray(
+    name: str, darr: Any, kind: str, dims: Any, transformations: Any, channel_names: Any, scale_factors: Any
+) -> tuple[Any, Any, Any, Any]:
     """(data, dims, transformations, channel_names) of an xarray DataArray / DataTree, the explicit arguments
     winning over what the object carries."""
     from xarray import DataArray, DataTree
@@ -106,7 +113,7 @@ def _from_xarray(name: str, darr: Any, kind: str, dims: Any, transformations: An
     own_dims = tuple(str(d) for d in base.dims)
     if dims is not None and tuple(dims) != own_dims:
         raise InvalidElement(f"'{name}': dims={tuple(dims)} but the DataArray has dims {own_dims}")
-    if transformations is None and "transform" in getattr(tree, "attrs", {}):
+    if transformations is None and "transform" in base.attrs:  # a spatialdata element (a DataTree's: on scale0)
         from ._transform import get_transformations
 
         transformations = get_transformations(tree)
@@ -128,6 +135,14 @@ def _source(name: str, data: Any) -> Any:
         f"'{name}': expected a dask array, an xarray DataArray or a numpy array, got {type(data).__module__}."
         f"{type(data).__qualname__}"
     )
+
+
+def _parts(parts: Any) -> int | list[list[tuple[int, int]]] | None:
+    if parts is None:
+        return None
+    if isinstance(parts, (int, np.integer)) and not isinstance(parts, bool):
+        return int(parts)
+    return [[(int(a), int(b)) for a, b in region] for region in parts]
 
 
 def store(
@@ -208,7 +223,7 @@ def store(
         dims,
         shape=[int(s) for s in data.shape],
         dtype=dtype,
-        parts=None if parts is None else (int(parts) if isinstance(parts, (int, np.integer)) else [list(map(tuple, p)) for p in parts]),
+        parts=_parts(parts),
         workers=workers,
         channel_names=None if channel_names is None else [str(c) for c in channel_names],
         transformations=ngff,
@@ -236,7 +251,8 @@ def resume(store: Any, plan_id: str, darr: Any, *, client: Any = None) -> int:
     data = _source(plan["name"], darr.data if isinstance(darr, DataArray) else darr)
     if [int(s) for s in data.shape] != [int(s) for s in plan["shape"]]:
         raise InvalidElement(
-            f"'{plan['name']}': plan {plan_id} is for shape {list(plan['shape'])}, the data has shape {list(data.shape)}"
+            f"'{plan['name']}': plan {plan_id} is for shape {list(plan['shape'])}, the data has shape "
+            f"{list(data.shape)}: resume it with the data it was created for"
         )
     if client is None:
         client = _default_client()
