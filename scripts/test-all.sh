@@ -66,6 +66,7 @@ summary+=("python env:   ok ($(took "$t"))")
 # 4. The Python package: build the wheel and install it into the venv.
 step "maturin build --release (wheel) + pip install"
 t=$(date +%s)
+bash "$repo/scripts/check-feature-unification.sh"   # else maturin would compile the engine a second time
 bash "$repo/scripts/build-python.sh"
 summary+=("python wheel: ok ($(took "$t"))")
 

@@ -1,0 +1,1 @@
+//! Feature unification only (see Cargo.toml): this crate has no code.
