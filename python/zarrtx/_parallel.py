@@ -191,32 +191,9 @@ def _shifted_blocks(
     """``(absolute offset, block)`` for every block of the dask array ``arr`` (a part's region starting at
     ``start``), computed a few at a time with the synchronous scheduler in the calling thread (the worker is
     the unit of parallelism; no thread pool inherited through fork is ever used)."""
-    import dask
+    from ._raster import iter_dask_blocks
 
-    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in arr.chunks]
-    itemsize = np.dtype(arr.dtype).itemsize
-    delayed = arr.to_delayed(optimize_graph=True)
-    pending: list[tuple[list[int], Any]] = []
-    pending_bytes = 0
-
-    def flush() -> Iterator[tuple[list[int], np.ndarray]]:
-        results = list(dask.compute(*[d for _, d in pending], scheduler="sync"))
-        offsets = [offset for offset, _ in pending]
-        results.reverse()
-        for offset in offsets:
-            block = results.pop()  # dropped as soon as the engine has taken it (it copies what it keeps)
-            yield offset, np.ascontiguousarray(np.asarray(block), dtype=dtype)
-            del block
-
-    for idx in np.ndindex(*arr.numblocks):
-        nbytes = itemsize * int(np.prod([arr.chunks[a][i] for a, i in enumerate(idx)]))
-        if pending and pending_bytes + nbytes > window_bytes:
-            yield from flush()
-            pending, pending_bytes = [], 0
-        pending.append(([int(start[a]) + int(starts[a][i]) for a, i in enumerate(idx)], delayed[idx]))
-        pending_bytes += nbytes
-    if pending:
-        yield from flush()
+    return iter_dask_blocks(arr, dtype, window_bytes, origin=start, scheduler="sync")
 
 
 # ----------------------------------------------------------------------------------------------------------------

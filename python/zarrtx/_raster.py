@@ -101,24 +101,30 @@ def _regular_chunk_shape(chunks: Sequence[Sequence[int]]) -> list[int] | None:
 
 
 def iter_dask_blocks(
-    arr: Any, dtype: Any, window_bytes: int = _STREAM_WINDOW_BYTES
+    arr: Any,
+    dtype: Any,
+    window_bytes: int = _STREAM_WINDOW_BYTES,
+    *,
+    origin: Sequence[int] | None = None,
+    scheduler: str | None = None,
 ) -> Iterator[tuple[list[int], np.ndarray]]:
     """Yields ``(offset, block)`` for every block of the dask array ``arr`` in C order, as contiguous numpy arrays
     of ``dtype``. Blocks are computed a few at a time (together at most ``window_bytes``, at least one), never the
-    whole array."""
+    whole array. ``origin`` shifts the offsets (``arr`` is a region of a larger array starting there);
+    ``scheduler`` is passed to ``dask.compute`` (e.g. ``"sync"`` in a worker that is itself the unit of
+    parallelism)."""
     import dask
 
+    base = [0] * arr.ndim if origin is None else [int(o) for o in origin]
     starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in arr.chunks]
     itemsize = np.dtype(arr.dtype).itemsize
     delayed = arr.to_delayed(optimize_graph=True)
     pending: list[tuple[list[int], Any]] = []
     pending_bytes = 0
+    compute_kwargs = {} if scheduler is None else {"scheduler": scheduler}
 
     def flush() -> Iterator[tuple[list[int], np.ndarray]]:
-        if len(pending) == 1:
-            results = [pending[0][1].compute()]
-        else:
-            results = list(dask.compute(*[d for _, d in pending]))
+        results = list(dask.compute(*[d for _, d in pending], **compute_kwargs))
         offsets = [offset for offset, _ in pending]
         results.reverse()
         for offset in offsets:
@@ -132,7 +138,7 @@ def iter_dask_blocks(
         if pending and pending_bytes + nbytes > window_bytes:
             yield from flush()
             pending, pending_bytes = [], 0
-        pending.append(([int(starts[a][i]) for a, i in enumerate(idx)], delayed[idx]))
+        pending.append(([base[a] + int(starts[a][i]) for a, i in enumerate(idx)], delayed[idx]))
         pending_bytes += nbytes
     if pending:
         yield from flush()

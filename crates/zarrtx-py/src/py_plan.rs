@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::ops::Range;
 use zarrtx::raster::RasterSpec;
-use zarrtx::{DataType, PartLayout, PartOutcome, PlanInfo, PlanOptions, PlanStatus, Store};
+use zarrtx::{PartLayout, PartOutcome, PlanInfo, PlanOptions, PlanStatus, Store};
 
 /// Parts as Python gives them: a count, or a list of regions (one `(start, stop)` per axis each).
 pub fn layout_from_py(parts: &Bound<'_, PyAny>, name: &str) -> PyResult<PartLayout> {
@@ -73,8 +73,7 @@ pub fn create(
     dtype: &str,
     parts: &Bound<'_, PyAny>,
 ) -> PyResult<PlanInfo> {
-    let data_type = DataType::from_zarr_name(dtype)
-        .ok_or_else(|| invalid(name, format!("dtype '{dtype}' is not supported (bool, (u)int8..64, float32/64)")))?;
+    let data_type = crate::raster_input::parse_dtype(name, dtype)?;
     let layout = layout_from_py(parts, name)?;
     crate::pool::detach(py, || store.create_plan(name, spec, &shape, data_type, layout)).py()
 }

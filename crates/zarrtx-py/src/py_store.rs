@@ -148,9 +148,7 @@ impl PyStore {
                 let (Some(shape), Some(dtype)) = (shape, dtype) else {
                     return Err(invalid(name, "streaming blocks needs the full shape= and dtype= as well"));
                 };
-                let data_type = DataType::from_zarr_name(&dtype).ok_or_else(|| {
-                    invalid(name, format!("dtype '{dtype}' is not supported (bool, (u)int8..64, float32/64)"))
-                })?;
+                let data_type = crate::raster_input::parse_dtype(name, &dtype)?;
                 let blocks = PyBlocks::new(&blocks, name, data_type)?;
                 let failure = blocks.failure.clone();
                 let source = RasterSource::Blocks { shape, data_type, blocks: Box::new(blocks) };

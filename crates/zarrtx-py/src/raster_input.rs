@@ -38,6 +38,12 @@ pub struct SpecArgs<'a, 'py> {
     pub compression_level: i32,
 }
 
+/// Parses a Zarr v3 dtype name the engine supports, or refuses it naming the element.
+pub fn parse_dtype(name: &str, dtype: &str) -> PyResult<DataType> {
+    DataType::from_zarr_name(dtype)
+        .ok_or_else(|| invalid(name, format!("dtype '{dtype}' is not supported (bool, (u)int8..64, float32/64)")))
+}
+
 /// Builds the engine spec (nothing is validated against the data here; the engine does that).
 pub fn build_spec(name: &str, args: SpecArgs<'_, '_>) -> PyResult<RasterSpec> {
     let kind = match args.kind {

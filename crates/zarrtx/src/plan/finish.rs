@@ -88,18 +88,7 @@ pub(crate) fn commit(store: &Store, plan_id: &str, options: &PlanOptions<'_>) ->
         });
     }
     store.check_name_free(&record.name)?;
-    let spec = record.raster_spec()?;
-    let dtype = record.dtype()?;
-    let dir = storage.local_path(&record.staging).ok_or_else(|| Error::UnsafeMedium {
-        path: store.root().to_path_buf(),
-        reason: "this storage backend cannot stage element data yet".into(),
-    })?;
-    if !storage.exists(&format!("{}/s0/zarr.json", record.staging))? {
-        return Err(Error::CorruptMetadata {
-            path: dir.join("s0").join("zarr.json"),
-            reason: format!("the staged array of write plan {id} is missing; create a new plan"),
-        });
-    }
+    let (dir, spec, dtype) = record.staged_array(store)?;
     let raster = StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype };
     let tree = raster.finish(options.progress, options.memory_limit, store.durable())?;
     let (txn, staged) = (&record.txn, &record.staging);

@@ -160,6 +160,25 @@ pub(crate) struct PlanRecord {
 }
 
 impl PlanRecord {
+    /// The plan's staging directory with its level-0 array, the element's spec and dtype: what a part writer and
+    /// the committer work on. `CorruptMetadata` when the staged array is gone (create a new plan).
+    pub(crate) fn staged_array(&self, store: &crate::Store) -> Result<(std::path::PathBuf, RasterSpec, DataType)> {
+        let storage = store.storage();
+        let spec = self.raster_spec()?;
+        let dtype = self.dtype()?;
+        let dir = storage.local_path(&self.staging).ok_or_else(|| Error::UnsafeMedium {
+            path: store.root().to_path_buf(),
+            reason: "this storage backend cannot stage element data yet".into(),
+        })?;
+        if !storage.exists(&format!("{}/s0/zarr.json", self.staging))? {
+            return Err(Error::CorruptMetadata {
+                path: dir.join("s0").join("zarr.json"),
+                reason: format!("the staged array of write plan {} is missing; create a new plan", self.txn),
+            });
+        }
+        Ok((dir, spec, dtype))
+    }
+
     /// Reads the plan `plan_id` (any accepted spelling); `PlanNotFound` when it does not exist.
     pub fn load(storage: &dyn Storage, plan_id: &str) -> Result<PlanRecord> {
         let id = canonical_id(plan_id)?;
