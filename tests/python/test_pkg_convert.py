@@ -689,11 +689,6 @@ def test_end_to_end_process_pool_spawn(tmp_path: Path) -> None:
 
 
 @needs_core
-@pytest.mark.xfail(
-    reason="engine: rayon's global pool is not fork-safe; a forked child of a process that already ran a durable "
-    "write hangs in rayon's in_worker_cold (boundary request to the lead)",
-    strict=False,
-)
 def test_end_to_end_process_pool_fork_after_engine_use(tmp_path: Path) -> None:
     import multiprocessing as mp
 
