@@ -23,8 +23,6 @@ fn class_name(err: &Error) -> &'static str {
         | Error::StorageFull { .. }
         | Error::Io { .. }
         | Error::Zarr { .. } => "StorageError",
-        #[allow(unreachable_patterns)]
-        _ => "ZarrtxError",
     }
 }
 
@@ -60,5 +58,33 @@ pub trait IntoPy<T> {
 impl<T> IntoPy<T> for zarrtx::Result<T> {
     fn py(self) -> PyResult<T> {
         self.map_err(to_pyerr)
+    }
+}
+
+/// Keeps the first Python exception raised by Python code the engine called back (a block iterator, a
+/// `read_with` callback), so that the caller re-raises it unchanged instead of the engine's generic error.
+#[derive(Default)]
+pub struct PyFailure(std::sync::Mutex<Option<PyErr>>);
+
+impl PyFailure {
+    /// Records `err` unless an earlier one is kept; returns its message for the engine-side error.
+    pub fn record(&self, err: PyErr) -> String {
+        let message = err.to_string();
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(err);
+        }
+        message
+    }
+
+    /// Forgets a recorded exception (a retried callback succeeded).
+    pub fn clear(&self) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = None;
+        }
+    }
+
+    /// The recorded Python exception if there is one, else `err` converted.
+    pub fn or_engine_error(&self, err: Error) -> PyErr {
+        self.0.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(|| to_pyerr(err))
     }
 }

@@ -1,7 +1,7 @@
 //! Write plans from Python: one raster element written by many processes or nodes, part by part (the methods
 //! `Store.create_plan`, `write_part`, `plan_status`, `commit_plan` delegate here).
 
-use crate::errors::{invalid, to_pyerr, IntoPy};
+use crate::errors::{invalid, IntoPy};
 use crate::ndarrays::{data_type_of, describe, with_numpy_dtype};
 use crate::raster_input::{slab_axis_and_height, slabs, PyBlocks};
 use numpy::PyArrayMethods;
@@ -127,7 +127,7 @@ pub fn write<'py>(
             let failure = blocks.failure.clone();
             match crate::pool::detach(py, || store.write_part(plan_id, part, blocks, &options)) {
                 Ok(o) => o,
-                Err(e) => return Err(failure.lock().ok().and_then(|mut f| f.take()).unwrap_or_else(|| to_pyerr(e))),
+                Err(e) => return Err(failure.or_engine_error(e)),
             }
         }
         _ => return Err(invalid(&name, "give exactly one of data= (the part's region as a numpy array) or blocks=")),

@@ -1,13 +1,12 @@
 //! `zarrtx._core.Snapshot`: the store as of one committed version.
 
-use crate::errors::IntoPy;
+use crate::errors::{IntoPy, PyFailure};
 use crate::json::transformations_to_py;
 use crate::ndarrays::to_numpy;
 use crate::tables::table_to_py;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::ops::Range;
-use std::sync::Mutex;
 use zarrtx::{Error, RasterKind, Snapshot};
 
 /// The store as of one committed version; reads are relocation-safe.
@@ -127,33 +126,24 @@ impl PySnapshot {
     /// Calls `fn(path)` with the directory currently holding this version's data of element `name`; repeats
     /// the call if the data moved meanwhile; other exceptions from `fn` propagate unchanged.
     fn read_with(&self, py: Python<'_>, name: &str, r#fn: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let failure: Mutex<Option<PyErr>> = Mutex::new(None);
+        let failure = PyFailure::default();
         let result = crate::pool::detach(py, || {
             self.snapshot.read_with(name, |dir, _| {
                 Python::attach(|py| match r#fn.call1(py, (dir.to_string_lossy().into_owned(),)) {
                     Ok(v) => {
-                        if let Ok(mut slot) = failure.lock() {
-                            *slot = None;
-                        }
+                        failure.clear();
                         Ok(v)
                     }
                     Err(e) => {
-                        let message = e.to_string();
-                        if let Ok(mut slot) = failure.lock() {
-                            *slot = Some(e);
-                        }
+                        // The last attempt's exception is the one that stands.
+                        failure.clear();
+                        let message = failure.record(e);
                         Err(Error::InvalidElement { name: name.to_string(), reason: format!("reading failed: {message}") })
                     }
                 })
             })
         });
-        match result {
-            Ok(v) => Ok(v),
-            Err(e) => match failure.into_inner().ok().flatten() {
-                Some(py_err) => Err(py_err),
-                None => Err(crate::errors::to_pyerr(e)),
-            },
-        }
+        result.map_err(|e| failure.or_engine_error(e))
     }
 
     fn __repr__(&self) -> String {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use zarrtx::raster::RasterSpec;
 use zarrtx::vector::wkb;
 use zarrtx::{
-    AddOptions, DataType, LockMode, OpenOptions, PointsSpec, RasterArray, RasterSource, ShapesData, ShapesIndex,
+    AddOptions, LockMode, OpenOptions, PointsSpec, RasterArray, RasterSource, ShapesData, ShapesIndex,
     ShapesSpec, Store,
 };
 
@@ -155,7 +155,7 @@ impl PyStore {
                 let result = crate::pool::detach(py, || self.store.add_raster(name, &spec, source, &options));
                 match result {
                     Ok(c) => Ok(c.version),
-                    Err(e) => Err(failure.lock().ok().and_then(|mut f| f.take()).unwrap_or_else(|| to_pyerr(e))),
+                    Err(e) => Err(failure.or_engine_error(e)),
                 }
             }
             _ => Err(invalid(name, "give exactly one of data= (a numpy array) or blocks= (with shape= and dtype=)")),
@@ -378,23 +378,19 @@ impl PyStore {
         data: &Bound<'_, PyAny>,
         options: &AddOptions<'_>,
     ) -> PyResult<u64> {
-        if data_type_of(data).is_none() {
-            return Err(invalid(
-                name,
-                format!("data must be a numpy array of bool, (u)int8..64 or float32/64, got {}", describe(data)),
-            ));
-        }
+        let data_type = data_type_of(data).ok_or_else(|| {
+            invalid(name, format!("data must be a numpy array of bool, (u)int8..64 or float32/64, got {}", describe(data)))
+        })?;
         with_numpy_dtype!(data, arr, variant => {
             let ro = arr.try_readonly().map_err(|e| invalid(name, format!("the array is being written elsewhere: {e}")))?;
             let view = ro.as_array();
-            let nbytes = view.len() * std::mem::size_of_val(view.iter().next().unwrap_or(&Default::default()));
+            let nbytes = view.len() * data_type.size();
             let result = if nbytes <= COPY_LIMIT_BYTES || view.ndim() == 0 {
                 let owned: RasterArray = variant(view.to_owned());
                 crate::pool::detach(py, || self.store.add_raster(name, spec, RasterSource::InMemory(owned), options))
             } else {
                 let shape: Vec<usize> = view.shape().to_vec();
                 let (axis, height) = slab_axis_and_height(spec, &shape);
-                let data_type = data_type_of(data).unwrap_or(DataType::U8);
                 let source = RasterSource::Blocks {
                     shape: shape.iter().map(|&n| n as u64).collect(),
                     data_type,

@@ -3,11 +3,11 @@
 //! buffer, so the image is never held twice), or a Python iterable of `(offset, block)` pairs pulled one at a time
 //! with the GIL held only while pulling.
 
-use crate::errors::invalid;
+use crate::errors::{invalid, PyFailure};
 use crate::ndarrays::{describe, to_raster_array};
 use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 use pyo3::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use zarrtx::raster::RasterSpec;
 use zarrtx::{Compression, DataType, Error, Pyramid, RasterArray, RasterBlock, RasterKind};
 
@@ -132,7 +132,7 @@ pub struct PyBlocks {
     element: String,
     data_type: DataType,
     /// The first Python exception raised by the iterable or by a bad block.
-    pub failure: Arc<Mutex<Option<PyErr>>>,
+    pub failure: Arc<PyFailure>,
 }
 
 impl PyBlocks {
@@ -142,7 +142,7 @@ impl PyBlocks {
             iter: iterable.try_iter()?.into_any().unbind(),
             element: element.to_string(),
             data_type,
-            failure: Arc::new(Mutex::new(None)),
+            failure: Arc::new(PyFailure::default()),
         })
     }
 
@@ -182,10 +182,7 @@ impl Iterator for PyBlocks {
         Python::attach(|py| match self.pull(py) {
             Ok(block) => block.map(Ok),
             Err(e) => {
-                let message = e.to_string();
-                if let Ok(mut slot) = self.failure.lock() {
-                    slot.get_or_insert(e);
-                }
+                let message = self.failure.record(e);
                 Some(Err(Error::InvalidElement {
                     name: self.element.clone(),
                     reason: format!("the block source failed: {message}"),
