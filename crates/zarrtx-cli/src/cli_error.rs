@@ -65,7 +65,9 @@ impl From<zarrtx::Error> for CliError {
             | E::InvalidPlan { .. }
             | E::PartsOverlap { .. }
             | E::PlanNotFound { .. }
-            | E::PlanIncomplete { .. } => CliError::usage(e.to_string()),
+            | E::PlanIncomplete { .. }
+            | E::NodeExists { .. }
+            | E::NotAHierarchy { .. } => CliError::usage(e.to_string()),
             _ => CliError::failure(e.to_string()),
         }
     }

@@ -8,7 +8,7 @@ use zarrtx::Error;
 /// The `zarrtx.errors` class name for an engine error.
 fn class_name(err: &Error) -> &'static str {
     match err {
-        Error::ElementExists { .. } => "ElementExists",
+        Error::ElementExists { .. } | Error::NodeExists { .. } => "ElementExists",
         Error::ElementNotFound { .. } => "ElementNotFound",
         Error::InvalidName { .. } | Error::InvalidElement { .. } => "InvalidElement",
         Error::InvalidPlan { .. } | Error::PartsOverlap { .. } => "InvalidElement",
@@ -18,6 +18,7 @@ fn class_name(err: &Error) -> &'static str {
         Error::LockTimeout { .. } => "LockTimeout",
         Error::CorruptMetadata { .. }
         | Error::NotAStore { .. }
+        | Error::NotAHierarchy { .. }
         | Error::UnsafeMedium { .. }
         | Error::ReadOnly { .. }
         | Error::StorageFull { .. }

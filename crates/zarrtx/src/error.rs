@@ -190,6 +190,25 @@ pub enum Error {
         /// How many parts the plan has.
         parts: usize,
     },
+    /// An array plan of a plain Zarr hierarchy would create an array where a node (array or group) already
+    /// exists, or under an ancestor that is an array. Nothing was changed.
+    #[error("cannot create an array at '{path}' in the hierarchy at {hierarchy}: {reason}")]
+    NodeExists {
+        /// The hierarchy's root.
+        hierarchy: PathBuf,
+        /// The array's path inside the hierarchy.
+        path: String,
+        /// What is there, and what to do instead.
+        reason: String,
+    },
+    /// The path does not hold a Zarr v3 hierarchy zarrtx can write arrays into (see [`crate::Hierarchy`]).
+    #[error("{path} is not a Zarr v3 hierarchy zarrtx can write arrays into: {reason}")]
+    NotAHierarchy {
+        /// The path.
+        path: PathBuf,
+        /// Why, and what to do instead.
+        reason: String,
+    },
 }
 
 /// `parts 1, 4, 7` (the first 20, then how many more).

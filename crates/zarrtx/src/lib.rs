@@ -14,6 +14,7 @@ pub mod log;
 pub mod maintenance;
 pub mod meta;
 pub mod name;
+pub mod hierarchy;
 pub mod plan;
 pub mod probe;
 pub mod progress;
@@ -39,6 +40,7 @@ pub use raster::{
     Compression, DataType, Pyramid, RasterArray, RasterBlock, RasterKind, RasterSource, RasterSpec,
 };
 pub use snapshot::{ElementInfo, Snapshot};
+pub use hierarchy::{ArrayCommit, ArrayMode, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy, HierarchyOptions};
 pub use store::{AddOptions, CommitInfo, CommitRecord, OpenOptions, Store};
 pub use transform::Transformation;
 pub use user_lock::{LockMode, UserLock};

@@ -92,6 +92,12 @@ impl ElementName {
         Ok(ElementName(name.to_string()))
     }
 
+    /// A label that names something other than an element in messages (the path of an array in a plain Zarr
+    /// hierarchy), unchecked. Never used as an element name or a path.
+    pub(crate) fn label(text: &str) -> Self {
+        ElementName(text.to_string())
+    }
+
     /// The name as written.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -32,8 +32,9 @@ mod status;
 
 pub(crate) use create::create;
 pub(crate) use finish::commit;
-pub(crate) use part::write;
-pub(crate) use status::{info, list, status};
+pub(crate) use part::{run_part, write, PartContext};
+pub(crate) use partition::layout_parts;
+pub(crate) use status::{info, list, part_progress, status};
 
 use crate::error::{Error, Result};
 use crate::layout;
@@ -142,11 +143,13 @@ pub struct PlanCommit {
     pub committed_ms: u64,
 }
 
-/// Where a write plan stands.
+/// Where a write plan stands: `P` describes the plan, `C` its commit (an element plan of a SpatialData store by
+/// default; [`ArrayPlanInfo`](crate::hierarchy::ArrayPlanInfo) and
+/// [`ArrayCommit`](crate::hierarchy::ArrayCommit) for an array plan of a plain Zarr hierarchy).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlanStatus {
+pub struct PlanStatus<P = PlanInfo, C = PlanCommit> {
     /// The plan.
-    pub plan: PlanInfo,
+    pub plan: P,
     /// The finished parts, in order.
     pub done: Vec<PartRecord>,
     /// Parts an attempt began on that are not finished: running now, or interrupted (run them again).
@@ -154,10 +157,10 @@ pub struct PlanStatus {
     /// Parts not finished (including `started`), in order.
     pub missing: Vec<usize>,
     /// The commit, once the plan is committed.
-    pub committed: Option<PlanCommit>,
+    pub committed: Option<C>,
 }
 
-impl PlanStatus {
+impl<P, C> PlanStatus<P, C> {
     /// True when every part is finished (the plan can be committed).
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
@@ -181,7 +184,7 @@ impl Default for PlanOptions<'_> {
 }
 
 /// Layout format of `plan.json`.
-const PLAN_FORMAT: u32 = 1;
+pub(crate) const PLAN_FORMAT: u32 = 1;
 
 /// The canonical (lower-case, hyphenated) form of a plan id, or `PlanNotFound` when `id` is not a plan id. Only
 /// canonical UUIDs ever reach a path, so an id cannot point outside the plans directory.
@@ -192,19 +195,19 @@ pub(crate) fn canonical_id(id: &str) -> Result<String> {
     })
 }
 
-fn plan_json_key(id: &str) -> String {
+pub(crate) fn plan_json_key(id: &str) -> String {
     format!("{}/plan.json", layout::plan_key(id))
 }
 
-fn staged_key(id: &str) -> String {
+pub(crate) fn staged_key(id: &str) -> String {
     format!("{}/staged", layout::plan_key(id))
 }
 
-fn parts_dir_key(id: &str) -> String {
+pub(crate) fn parts_dir_key(id: &str) -> String {
     format!("{}/parts", layout::plan_key(id))
 }
 
-fn part_done_key(id: &str, part: usize) -> String {
+pub(crate) fn part_done_key(id: &str, part: usize) -> String {
     format!("{}/{part}.done", parts_dir_key(id))
 }
 
@@ -216,11 +219,11 @@ fn part_lock_key(id: &str, part: usize) -> String {
     format!("{}/{part}.lock", parts_dir_key(id))
 }
 
-fn commit_lock_key(id: &str) -> String {
+pub(crate) fn commit_lock_key(id: &str) -> String {
     format!("{}/commit.lock", layout::plan_key(id))
 }
 
-fn committed_key(id: &str) -> String {
+pub(crate) fn committed_key(id: &str) -> String {
     format!("{}/committed.json", layout::plan_key(id))
 }
 

@@ -56,14 +56,25 @@ fn idle_for(storage: &dyn Storage, key: &str, name: &str) -> Result<Duration> {
 /// committed-but-uninstalled add (`pending`) references. Returns the keys removed with the bytes freed.
 pub(crate) fn gc(store: &Store, grace: Duration, pending: &BTreeSet<String>) -> Result<Vec<(String, u64)>> {
     let storage = store.storage();
+    gc_plans(storage, grace, |name| PlanRecord::load(storage, name).ok().map(|r| pending.contains(&r.staging)))
+}
+
+/// Reclaims the plans under `.zarrtx/plans/` of `storage` idle for at least `grace` whose locks nobody holds.
+/// `in_use(plan)` is `None` when the plan has no readable record (debris, reclaimed after a longer idle time),
+/// `Some(true)` when something still needs its staged data (never reclaimed), `Some(false)` otherwise.
+pub(crate) fn gc_plans(
+    storage: &dyn Storage,
+    grace: Duration,
+    in_use: impl Fn(&str) -> Option<bool>,
+) -> Result<Vec<(String, u64)>> {
     let mut removed = Vec::new();
     'plans: for name in storage.list(layout::PLANS_DIR)? {
         let key = layout::plan_key(&name);
-        let min_idle = match PlanRecord::load(storage, &name) {
-            Ok(record) if pending.contains(&record.staging) => continue,
-            Ok(_) => grace,
+        let min_idle = match in_use(&name) {
+            Some(true) => continue,
+            Some(false) => grace,
             // No readable plan.json: possibly a plan being created right now (plan.json comes last).
-            Err(_) => grace.max(DEBRIS_MIN_IDLE),
+            None => grace.max(DEBRIS_MIN_IDLE),
         };
         if idle_for(storage, &key, &name)? < min_idle {
             continue;

@@ -3,7 +3,8 @@
 use super::finish::committed;
 use super::part::read_done;
 use super::record::PlanRecord;
-use super::{canonical_id, parts_dir_key, plan_json_key, PlanInfo, PlanStatus};
+use super::{canonical_id, parts_dir_key, plan_json_key, PartRecord, PlanInfo, PlanStatus};
+use crate::storage::Storage;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::Store;
@@ -19,9 +20,22 @@ pub(crate) fn status(store: &Store, plan_id: &str) -> Result<PlanStatus> {
     let storage = store.storage();
     let id = canonical_id(plan_id)?;
     let record = PlanRecord::load(storage, &id)?;
+    let (done, started, missing) = part_progress(storage, &id, record.parts.len())?;
+    // Only a complete plan can have been committed: incomplete ones skip the log scan.
+    let committed = if missing.is_empty() { committed(store, &record)? } else { None };
+    Ok(PlanStatus { plan: record.info()?, done, started, missing, committed })
+}
+
+/// The parts of plan `id` (of `n` parts) that are finished (their records), started but not finished, and not
+/// finished (including the started ones).
+pub(crate) fn part_progress(
+    storage: &dyn Storage,
+    id: &str,
+    n: usize,
+) -> Result<(Vec<PartRecord>, Vec<usize>, Vec<usize>)> {
     let mut started = BTreeSet::new();
     let mut finished = BTreeSet::new();
-    for file in storage.list(&parts_dir_key(&id))? {
+    for file in storage.list(&parts_dir_key(id))? {
         let Some((part, kind)) = file.split_once('.') else { continue };
         let Ok(part) = part.parse::<usize>() else { continue };
         match kind {
@@ -36,16 +50,14 @@ pub(crate) fn status(store: &Store, plan_id: &str) -> Result<PlanStatus> {
     }
     let mut done = Vec::new();
     let mut missing = Vec::new();
-    for part in 0..record.parts.len() {
-        match finished.contains(&part).then(|| read_done(storage, &id, part)).transpose()?.flatten() {
+    for part in 0..n {
+        match finished.contains(&part).then(|| read_done(storage, id, part)).transpose()?.flatten() {
             Some(r) => done.push(r),
             None => missing.push(part),
         }
     }
     let started = missing.iter().copied().filter(|p| started.contains(p)).collect();
-    // Only a complete plan can have been committed: incomplete ones skip the log scan.
-    let committed = if missing.is_empty() { committed(store, &record)? } else { None };
-    Ok(PlanStatus { plan: record.info()?, done, started, missing, committed })
+    Ok((done, started, missing))
 }
 
 /// [`Store::list_plans`]: every plan of the store, oldest first (plan ids are time-ordered UUIDs).

@@ -50,6 +50,20 @@ impl<'a> LevelWriter<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Self> {
         let json = array_json(plan, dtype, compression, dims);
+        Self::from_json(dir, store, plan, json, dtype, name, progress)
+    }
+
+    /// A writer for the array at `plan.path` under `dir` described by the `zarr.json` document `json` (any codecs
+    /// and fill value zarrs supports; `plan` must describe the same shape and chunk grid). Writes nothing yet.
+    pub fn from_json(
+        dir: &Path,
+        store: Arc<FilesystemStore>,
+        plan: &LevelPlan,
+        json: Value,
+        dtype: DataType,
+        name: &'a ElementName,
+        progress: &'a dyn Progress,
+    ) -> Result<Self> {
         let array = array_from_json(store, &plan.path, &json, name)?;
         Ok(LevelWriter {
             array,
@@ -177,9 +191,14 @@ impl<'a> LevelWriter<'a> {
         self.for_each_cell(region, |idx, bounded, overlap| self.write_cell(idx, bounded, overlap, region, data, &opts))
     }
 
-    /// A zeroed (fill-value) buffer of one full grid cell.
+    /// A buffer of one full grid cell holding the array's fill value.
     pub fn new_cell_buffer(&self) -> Vec<u8> {
-        vec![0u8; self.cell_bytes() as usize]
+        let fill = self.array.fill_value().as_ne_bytes();
+        if fill.len() != self.esize || fill.iter().all(|&b| b == 0) {
+            vec![0u8; self.cell_bytes() as usize]
+        } else {
+            fill.repeat(self.cell_bytes() as usize / self.esize)
+        }
     }
 
     /// Copies the part `overlap` of `data` (at `region`) into `buf`, the full buffer of the cell at `bounded`.

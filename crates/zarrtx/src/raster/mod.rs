@@ -8,18 +8,18 @@ pub mod spec;
 pub mod validate;
 pub mod write;
 
-mod array_meta;
+pub(crate) mod array_meta;
 mod downsample;
 pub(crate) mod durable;
 mod level_writer;
-mod levels;
+pub(crate) mod levels;
 mod parallel;
 pub(crate) mod planned;
 mod pixel;
 mod pyramid;
 mod region;
 mod stream;
-mod zarr_io;
+pub(crate) mod zarr_io;
 
 pub use info::{describe, LevelInfo, RasterInfo};
 pub use read::read_region;

@@ -73,6 +73,70 @@ impl StagedRaster<'_> {
         write_json(&self.dir.join(&plan.path).join("zarr.json"), &json)
     }
 
+    /// Level 0 of the staged tree, as the part writers see it.
+    pub fn level0_target(&self) -> Result<StagedLevel> {
+        let plan = self.level0()?;
+        let json = array_json(&plan, self.dtype, &self.spec.compression, &self.spec.dims);
+        Ok(StagedLevel { dir: self.dir.to_path_buf(), label: self.name.clone(), level: plan, json, dtype: self.dtype })
+    }
+
+    /// Computes the pyramid levels from level 0 on disk, level by level, reading the level above back in tiles
+    /// (never a whole level in memory; tiles and chunks in flight bounded by `memory_limit`), then writes every
+    /// level's `zarr.json` and the element group's. Returns the element's metadata tree. With `durable`, the new
+    /// levels, the metadata and the directories are fsynced (level 0's chunks were, by their parts).
+    pub fn finish(&self, progress: &dyn Progress, memory_limit: u64, durable: bool) -> Result<NodeTree> {
+        let plans = plan_levels(self.spec, self.shape);
+        progress.set_total(plans.iter().skip(1).map(|p| level_bytes(p, self.dtype)).sum());
+        let (_, in_flight) = split_memory_limit(memory_limit);
+        let writers = plans.iter().map(|p| self.writer(p, progress, in_flight)).collect::<Result<Vec<_>>>()?;
+        for (pair, &f) in writers.windows(2).zip(pyramid_factors(self.spec)) {
+            let f = axis_factors(&self.spec.dims, f);
+            write_level_from_disk(pair[0].array(), &pair[1], &f, self.spec.kind, self.dtype, self.name, self.dir)?;
+        }
+        let tree = write_metadata(self.dir, self.name, self.spec, self.shape, &writers)?;
+        if durable {
+            for p in plans.iter().skip(1) {
+                sync_tree(&self.dir.join(&p.path))?;
+            }
+            let root = self.dir.parent().unwrap_or(self.dir);
+            let meta: Vec<PathBuf> =
+                [self.dir.join("zarr.json"), self.dir.join("s0").join("zarr.json")].into_iter().collect();
+            sync_files(root, &meta)?;
+        }
+        Ok(tree)
+    }
+}
+
+/// Level 0 of a write plan's staged array — an element's `s0`, or the array of a plain Zarr hierarchy — as the
+/// writers of its parts see it: one array under `dir` whose grid cells (shards when sharded, else chunks) the
+/// parts own.
+pub(crate) struct StagedLevel {
+    /// The staged directory (the zarrs store root).
+    pub dir: PathBuf,
+    /// Names the element or array in errors.
+    pub label: ElementName,
+    /// The array's path under `dir` (`s0`, or empty for an array at the directory itself), shape and grid.
+    pub level: LevelPlan,
+    /// The array's `zarr.json` document.
+    pub json: serde_json::Value,
+    /// Element type.
+    pub dtype: DataType,
+}
+
+impl StagedLevel {
+    fn writer<'b>(&'b self, progress: &'b dyn Progress, in_flight: u64) -> Result<LevelWriter<'b>> {
+        let st = store(&self.dir, &self.label)?;
+        let (json, dtype) = (self.json.clone(), self.dtype);
+        let mut w = LevelWriter::from_json(&self.dir, st, &self.level, json, dtype, &self.label, progress)?;
+        w.set_in_flight_budget(in_flight);
+        Ok(w)
+    }
+
+    /// Checks that zarrs can write the array (its codecs, data type and fill value).
+    pub fn check(&self) -> Result<()> {
+        self.writer(&NoProgress, 0).map(|_| ())
+    }
+
     /// Writes `blocks` into `region` of level 0 (the region of part `part`, aligned to write units). Every block
     /// must lie inside the region; chunks the blocks cover only partly are assembled in memory (at most half of
     /// `memory_limit`), chunks being encoded use at most the other half. Progress counts uncompressed bytes of
@@ -85,21 +149,20 @@ impl StagedRaster<'_> {
         progress: &dyn Progress,
         memory_limit: u64,
     ) -> Result<()> {
-        let plan = self.level0()?;
         let (pending_budget, in_flight) = split_memory_limit(memory_limit);
-        let w = self.writer(&plan, progress, in_flight)?;
+        let w = self.writer(progress, in_flight)?;
         let part_region = to_region(region);
         progress.set_total(part_region.num_elements() * self.dtype.size() as u64);
         let pending = PendingCells::new(pending_budget);
         for block in blocks {
             let block = block?;
-            let r = check_block(self.name, self.shape, self.dtype, &block)?;
+            let r = check_block(&self.label, &self.level.shape, self.dtype, &block)?;
             if r.num_elements() == 0 {
                 continue;
             }
             if r.intersect(&part_region).as_ref() != Some(&r) {
                 return Err(Error::InvalidElement {
-                    name: self.name.to_string(),
+                    name: self.label.to_string(),
                     reason: format!(
                         "a block at offset {:?} with shape {:?} lies outside part {part} of the write plan, whose \
                          region is {region:?}: give a part only blocks inside its region (the plan's parts), so \
@@ -115,8 +178,7 @@ impl StagedRaster<'_> {
 
     /// The chunk (or shard) files of level 0 whose grid cells lie in `region`, whether they exist or not.
     pub fn part_files(&self, region: &[Range<u64>]) -> Result<Vec<PathBuf>> {
-        let plan = self.level0()?;
-        let w = self.writer(&plan, &NoProgress, 0)?;
+        let w = self.writer(&NoProgress, 0)?;
         Ok(w.cells(&to_region(region))
             .iter()
             .map(|idx| self.dir.join(w.array().chunk_key(idx).as_str()))
@@ -151,34 +213,8 @@ impl StagedRaster<'_> {
             }
         }
         if durable {
-            sync_files(self.dir, &present)?;
+            sync_files(&self.dir, &present)?;
         }
         Ok((present.len() as u64, bytes))
-    }
-
-    /// Computes the pyramid levels from level 0 on disk, level by level, reading the level above back in tiles
-    /// (never a whole level in memory; tiles and chunks in flight bounded by `memory_limit`), then writes every
-    /// level's `zarr.json` and the element group's. Returns the element's metadata tree. With `durable`, the new
-    /// levels, the metadata and the directories are fsynced (level 0's chunks were, by their parts).
-    pub fn finish(&self, progress: &dyn Progress, memory_limit: u64, durable: bool) -> Result<NodeTree> {
-        let plans = plan_levels(self.spec, self.shape);
-        progress.set_total(plans.iter().skip(1).map(|p| level_bytes(p, self.dtype)).sum());
-        let (_, in_flight) = split_memory_limit(memory_limit);
-        let writers = plans.iter().map(|p| self.writer(p, progress, in_flight)).collect::<Result<Vec<_>>>()?;
-        for (pair, &f) in writers.windows(2).zip(pyramid_factors(self.spec)) {
-            let f = axis_factors(&self.spec.dims, f);
-            write_level_from_disk(pair[0].array(), &pair[1], &f, self.spec.kind, self.dtype, self.name, self.dir)?;
-        }
-        let tree = write_metadata(self.dir, self.name, self.spec, self.shape, &writers)?;
-        if durable {
-            for p in plans.iter().skip(1) {
-                sync_tree(&self.dir.join(&p.path))?;
-            }
-            let root = self.dir.parent().unwrap_or(self.dir);
-            let meta: Vec<PathBuf> =
-                [self.dir.join("zarr.json"), self.dir.join("s0").join("zarr.json")].into_iter().collect();
-            sync_files(root, &meta)?;
-        }
-        Ok(tree)
     }
 }

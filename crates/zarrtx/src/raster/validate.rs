@@ -240,7 +240,7 @@ fn check_given_levels(spec: &RasterSpec, shape0: &[u64], data_type: DataType) ->
     Ok(())
 }
 
-fn check_compression(c: &Compression) -> Result<(), String> {
+pub(crate) fn check_compression(c: &Compression) -> Result<(), String> {
     match c {
         Compression::None => Ok(()),
         Compression::Zstd { level } => {

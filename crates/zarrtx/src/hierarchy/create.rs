@@ -1,0 +1,127 @@
+//! Creating an array plan: check the path and the array, lay out the parts, write the array's `zarr.json` into
+//! the plan's staging directory, then record `plan.json` (create-if-absent, last).
+
+use super::array_spec::level_of;
+use super::nodes::{missing_ancestors, node_path, node_type, read_doc};
+use super::record::{ArrayPlanRecord, DirId, ARRAY_PLAN_KIND};
+use super::{ArrayMode, ArrayPlanInfo, ArrayTarget, Hierarchy};
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::log::entry::now_ms;
+use crate::log::WriterInfo;
+use crate::name::ElementName;
+use crate::plan::{layout_parts, parts_dir_key, plan_json_key, staged_key, PartLayout, PLAN_FORMAT};
+use crate::raster::zarr_io::write_json;
+use crate::storage::PutOutcome;
+
+/// [`Hierarchy::create_plan`].
+pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: PartLayout) -> Result<ArrayPlanInfo> {
+    h.ensure_writable()?;
+    let path = node_path(path)?;
+    let storage = h.storage();
+    let existing = read_doc(storage, &path)?;
+    let (mode, metadata) = match target {
+        ArrayTarget::Create(spec) => {
+            spec.check().map_err(|reason| Error::InvalidPlan { name: path.clone(), reason })?;
+            // Fail fast (both are checked again at commit): nobody should write gigabytes for a taken path.
+            missing_ancestors(storage, h.root(), &path)?;
+            if let Some(doc) = &existing {
+                return Err(Error::NodeExists {
+                    hierarchy: h.root().to_path_buf(),
+                    path,
+                    reason: format!(
+                        "a {} is there: choose another path, or write into an existing array with ArrayTarget::Fill",
+                        node_type(doc)
+                    ),
+                });
+            }
+            if storage.local_path(&path).is_some_and(|p| p.exists()) {
+                return Err(Error::NodeExists {
+                    hierarchy: h.root().to_path_buf(),
+                    path,
+                    reason: "a directory without zarr.json is there: remove it or choose another path".into(),
+                });
+            }
+            (ArrayMode::Create, spec.document())
+        }
+        ArrayTarget::Fill => match existing {
+            Some(doc) if node_type(&doc) == "array" => (ArrayMode::Fill, doc),
+            Some(doc) => {
+                return Err(Error::InvalidPlan {
+                    name: path,
+                    reason: format!("it is a {}, not an array: fill an array", node_type(&doc)),
+                })
+            }
+            None => {
+                return Err(Error::InvalidPlan {
+                    name: path,
+                    reason: "no array is there to fill: create it with ArrayTarget::Create".into(),
+                })
+            }
+        },
+    };
+    let (level, dtype) = level_of(&path, &metadata)?;
+    let unit = level.grid_chunk().to_vec();
+    let dims: Vec<String> = match metadata.get("dimension_names").and_then(|d| d.as_array()) {
+        Some(names) if names.len() == level.shape.len() => {
+            names.iter().enumerate().map(|(i, n)| n.as_str().map_or_else(|| format!("dim_{i}"), str::to_string)).collect()
+        }
+        _ => (0..level.shape.len()).map(|i| format!("dim_{i}")).collect(),
+    };
+    // Axis names only label messages here: no name is "c", so a count splits axis 0 first.
+    let dims: Vec<String> = dims.into_iter().map(|d| if d == "c" { "c_".into() } else { d }).collect();
+    let parts = layout_parts(&ElementName::label(&path), &dims, &level.shape, &unit, parts)?;
+    let plan_id = uuid::Uuid::now_v7().hyphenated().to_string();
+    let staging = staged_key(&plan_id);
+    let base = layout::plan_key(&plan_id);
+    let result = (|| -> Result<(PutOutcome, ArrayPlanRecord)> {
+        storage.create_dir(&staging)?;
+        storage.create_dir(&parts_dir_key(&plan_id))?;
+        let dir = storage.local_path(&staging).ok_or_else(|| Error::UnsafeMedium {
+            path: h.root().to_path_buf(),
+            reason: "this storage backend cannot stage array data".into(),
+        })?;
+        write_json(&dir.join(layout::ROOT_ZARR_JSON), &metadata)?;
+        let staged_id = DirId::of(&dir)?.ok_or_else(|| Error::io(&dir, std::io::ErrorKind::NotFound.into()))?;
+        let record = ArrayPlanRecord {
+            format: PLAN_FORMAT,
+            kind: ARRAY_PLAN_KIND.into(),
+            plan_id: plan_id.clone(),
+            path: path.clone(),
+            mode,
+            metadata: metadata.clone(),
+            shape: level.shape.clone(),
+            data_type: dtype.zarr_name().to_string(),
+            write_unit: unit.clone(),
+            parts: parts.clone(),
+            staging: staging.clone(),
+            staged_id,
+            created_ms: now_ms(),
+            writer: WriterInfo::current(),
+        };
+        // zarrs must accept the array (codecs, fill value) before any worker starts.
+        h.staged_level(&record)?.check().map_err(|e| match e {
+            Error::Zarr { reason, .. } => Error::InvalidPlan {
+                name: path.clone(),
+                reason: format!("zarrs cannot write this array: {reason}"),
+            },
+            e => e,
+        })?;
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| Error::Io {
+            path: storage.location().join(plan_json_key(&plan_id)),
+            source: std::io::Error::other(e),
+        })?;
+        Ok((storage.put_if_absent(&plan_json_key(&plan_id), &bytes)?, record))
+    })();
+    match result {
+        Ok((PutOutcome::Created, record)) => record.info(),
+        Ok((PutOutcome::AlreadyExists, _)) => Err(Error::Conflict {
+            name: path,
+            reason: format!("a plan with the fresh id {plan_id} already exists; create the plan again"),
+        }),
+        Err(e) => {
+            let _ = storage.delete_tree(&base);
+            Err(e)
+        }
+    }
+}
