@@ -56,10 +56,10 @@ start=$(date +%s)
 if [[ $relock -eq 1 ]]; then
   tmp="$(mktemp -d)"
   "$py" -m venv "$tmp/venv"
-  "$tmp/venv/bin/pip" install --quiet "spatialdata==0.8.0" pytest pytest-timeout numpy tifffile zarr anndata ome-zarr psutil
+  "$tmp/venv/bin/pip" install --quiet "spatialdata==0.8.0" pytest pytest-timeout numpy tifffile zarr anndata ome-zarr psutil "hdmf-zarr==0.14.0" pynwb
   {
     echo "# Pinned, full lock of the Python 3.12 interoperability test environment (pip freeze of a clean resolve)."
-    echo "# Direct deps: spatialdata==0.8.0 pytest pytest-timeout numpy tifffile zarr anndata ome-zarr psutil."
+    echo "# Direct deps: spatialdata==0.8.0 pytest pytest-timeout numpy tifffile zarr anndata ome-zarr psutil hdmf-zarr==0.14.0 pynwb."
     echo "# Regenerate: scripts/setup-python-env.sh --relock"
     "$tmp/venv/bin/pip" freeze
   } > "$test_req"

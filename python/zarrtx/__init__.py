@@ -23,6 +23,7 @@ See :class:`zarrtx.Store` for the whole API.
 
 from __future__ import annotations
 
+from ._hierarchy import Hierarchy, open_hierarchy
 from ._store import Store, open
 from .errors import (
     Conflict,
@@ -55,6 +56,8 @@ __version__ = _version()
 __all__ = [
     "open",
     "Store",
+    "open_hierarchy",
+    "Hierarchy",
     "ZarrtxError",
     "ElementExists",
     "ElementNotFound",

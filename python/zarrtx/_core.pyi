@@ -215,3 +215,48 @@ class Store:
     def commit_plan(self, plan_id: str) -> int:
         """Publishes the element once every part is done (Conflict naming the missing parts otherwise); computes
         the pyramid; idempotent. Returns the version."""
+
+class Hierarchy:
+    """A plain Zarr v3 hierarchy whose arrays are written by array plans."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        read_only: bool = False,
+        single_writer: bool = False,
+        durable: bool = True,
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    def node_metadata(self, path: str) -> dict[str, Any] | None: ...
+    def create_plan(
+        self,
+        path: str,
+        *,
+        parts: int | list[list[tuple[int, int]]],
+        fill: bool = False,
+        shape: list[int] | None = None,
+        dtype: str | None = None,
+        chunks: list[int] | None = None,
+        shards: list[int] | None = None,
+        compression: str = "zstd",
+        compression_level: int = 0,
+        fill_value: Any = None,
+        dimension_names: list[str] | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def write_part(
+        self,
+        plan_id: str,
+        part: int,
+        *,
+        data: np.ndarray | None = None,
+        blocks: Iterable[tuple[Sequence[int], np.ndarray]] | None = None,
+        memory_limit: int | None = None,
+    ) -> dict[str, Any]: ...
+    def plan_status(self, plan_id: str) -> dict[str, Any]: ...
+    def list_plans(self) -> list[dict[str, Any]]: ...
+    def commit_plan(self, plan_id: str) -> dict[str, Any]: ...
+    def gc(self, grace_seconds: float) -> list[tuple[str, int]]: ...

@@ -232,16 +232,14 @@ class ForkedSource:
 
 def _worker_handle(store: Any) -> Any:
     """The engine handle of ``store`` in this process, opened once per process with ``create=False``."""
-    from ._store import Store
-
     options = dict(getattr(store, "_options", {}))
     options["create"] = False
-    key = (os.getpid(), store.path, tuple(sorted(options.items())))
+    key = (os.getpid(), type(store).__name__, store.path, tuple(sorted(options.items())))
     with _WORKER_LOCK:
         s = _WORKER_STORES.get(key)
         if s is None:
             try:
-                s = Store(store.path, **options)
+                s = type(store)(store.path, **options)
             except Exception as e:
                 _note(
                     e,
@@ -307,7 +305,7 @@ def _note(exc: BaseException, text: str) -> None:
 def _failure_note(exc: BaseException, plan: dict[str, Any], part: int, attempts: int) -> None:
     _note(
         exc,
-        f"zarrtx: part {part} of write plan {plan['plan_id']} ('{plan['name']}') failed {attempts} time(s); nothing "
+        f"zarrtx: part {part} of write plan {plan['plan_id']} ('{plan.get('name') or plan.get('path')}') failed {attempts} time(s); nothing "
         "was committed and the element is not in the store. The plan's finished parts are kept: finish it with "
         "zarrtx.dask.resume(store, plan_id, data), or let Store.gc reclaim it after its grace period.",
     )
@@ -360,9 +358,10 @@ def run_plan(
     n_jobs: int | None = None,
     executor: Any = None,
     only: Sequence[int] | None = None,
-) -> int:
+) -> Any:
     """Writes the parts of ``plan`` (all, or those listed in ``only``; finished ones are skipped by the engine)
-    with ``executor`` and commits. Returns the version of the commit."""
+    with ``executor`` and commits. Returns what the handle's ``commit_plan`` returns: the version (a store's
+    element plan) or the commit (a hierarchy's array plan)."""
     workers = resolve_workers(n_jobs, executor)
     todo = list(range(len(plan["parts"]))) if only is None else [int(i) for i in only]
     if todo:
@@ -370,7 +369,7 @@ def run_plan(
             run_on_client(executor, store, plan, source, todo)
         else:
             run_local(store, plan, source, todo, executor=executor, workers=workers)
-    return int(store._handle().commit_plan(plan["plan_id"]))
+    return store._handle().commit_plan(plan["plan_id"])
 
 
 def run_local(
@@ -582,4 +581,4 @@ def add_raster_parallel(
     plan = create_plan(
         store, name, kind, dims, shape=shape, dtype=dtype, parts=None, workers=workers, overwrite=overwrite, **kwargs
     )
-    return run_plan(store, plan, PlanSource(data, dtype), n_jobs=n, executor=executor)
+    return int(run_plan(store, plan, PlanSource(data, dtype), n_jobs=n, executor=executor))

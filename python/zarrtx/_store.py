@@ -8,11 +8,11 @@ the newest committed state; nothing is cached between calls except the open engi
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _snapshots
+from ._handle import EngineHandle
 from ._lock import StoreLock, check_mode
 from .errors import ElementNotFound, InvalidElement
 
@@ -70,7 +70,7 @@ def _classify(name: str, element: Any) -> str:
     )
 
 
-class Store:
+class Store(EngineHandle):
     """A SpatialData Zarr store written through zarrtx: concurrent, atomic, crash-safe adds, overwrites, deletes
     and table appends, and consistent snapshot reads by version.
 
@@ -78,6 +78,8 @@ class Store:
     reads at any moment. A ``Store`` is thread-safe and picklable (it pickles to its path and options; the engine
     is re-opened lazily in the receiving process).
     """
+
+    _CORE_CLASS = "Store"
 
     def __init__(
         self,
@@ -89,63 +91,15 @@ class Store:
         durable: bool = True,
     ) -> None:
         """Opens (or, with ``create``, creates or adopts) the store at ``path``. See :func:`zarrtx.open`."""
-        self._path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        self._options = {
-            "create": bool(create),
-            "read_only": bool(read_only),
-            "single_writer": bool(single_writer),
-            "durable": bool(durable),
-        }
-        self._init_runtime()
-        self._handle()  # open now: a bad path or an unsafe medium is reported here, not at the first write
+        options = {"create": create, "read_only": read_only, "single_writer": single_writer, "durable": durable}
+        self._setup(path, options)
 
     def _init_runtime(self) -> None:
-        self._core: Any = None
-        self._pid = -1
-        self._mutex = threading.Lock()
+        super()._init_runtime()
         self._lock_key = os.path.realpath(self._path)
 
-    # -- pickling: location and options only ------------------------------------------------------------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self._path, "options": dict(self._options)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._path = state["path"]
-        self._options = dict(state["options"])
-        self._init_runtime()  # the engine is re-opened lazily, at the first call in this process
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_unpickle_store, (self._path, dict(self._options)))
-
     def __repr__(self) -> str:
-        flags = [k for k in ("read_only", "single_writer") if self._options.get(k)]
-        if not self._options.get("durable", True):
-            flags.append("durable=False")
-        extra = (", " + ", ".join(flags)) if flags else ""
-        return f"zarrtx.Store({self._path!r}{extra})"
-
-    # -- the engine handle ------------------------------------------------------------------------------------
-
-    def _handle(self) -> Any:
-        pid = os.getpid()
-        h = self._core
-        if h is not None and self._pid == pid:
-            return h
-        if self._pid != pid and self._pid != -1:
-            self._mutex = threading.Lock()  # a lock inherited through fork may be held by a thread that is gone
-        with self._mutex:
-            if self._core is None or self._pid != pid:
-                from . import _core
-
-                self._core = _core.Store(self._path, **self._options)
-                self._pid = pid
-            return self._core
-
-    @property
-    def path(self) -> str:
-        """The absolute path of the store."""
-        return self._path
+        return f"zarrtx.Store({self._path!r}{self._flags()})"
 
     # -- state ------------------------------------------------------------------------------------------------
 
@@ -371,12 +325,6 @@ class Store:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
             raise InvalidElement(f"lock timeout {timeout!r} is not valid: pass seconds >= 0, or None to wait forever")
         return StoreLock(self._acquire_lock, self._lock_key, name, mode, None if timeout is None else float(timeout))
-
-
-def _unpickle_store(path: str, options: dict[str, Any]) -> Store:
-    store = Store.__new__(Store)
-    store.__setstate__({"path": path, "options": options})
-    return store
 
 
 def open(

@@ -32,7 +32,7 @@ import numpy as np
 from . import _parallel
 from .errors import InvalidElement
 
-__all__ = ["store", "resume"]
+__all__ = ["store", "store_array", "resume"]
 
 _COMPRESSIONS = ("zstd", "none", "blosc-lz4", "blosc-zstd")
 
@@ -233,29 +233,81 @@ def store(
         compression=codec,
         compression_level=level,
     )
-    return _parallel.run_plan(h_store, plan, _parallel.PlanSource(data, dtype), executor=executor)
+    return int(_parallel.run_plan(h_store, plan, _parallel.PlanSource(data, dtype), executor=executor))
 
 
-def resume(store: Any, plan_id: str, darr: Any, *, client: Any = None) -> int:
-    """Finishes write plan ``plan_id`` (from a failed :func:`store` or ``Store.add(..., n_jobs=...)``, or from
-    ``zarrtx write-plan``) with the same data, and commits it; returns the version. Finished parts are not
-    rewritten; a part whose writer died is rewritten from scratch. Already committed: returns that version."""
+def store_array(
+    darr: Any,
+    hierarchy: Any,
+    path: str,
+    *,
+    fill: bool = False,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    compression: str = "zstd",
+    fill_value: Any = None,
+    dimension_names: Sequence[str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    parts: int | Sequence[Sequence[tuple[int, int]]] | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Writes ``darr`` (a dask or numpy array) as the array at ``path`` of a plain Zarr v3 hierarchy (an NWB file
+    written by hdmf-zarr, any zarr-python group) from Dask workers, and commits it from the calling process;
+    returns the commit. ``hierarchy``: a :class:`zarrtx.Hierarchy` or a path.
+
+    ``fill=False`` creates the array (see :meth:`zarrtx.Hierarchy.write_array` for ``chunks``, ``shards``,
+    ``compression``, ``fill_value``, ``dimension_names`` and ``attributes``); ``fill=True`` writes into the
+    existing array. One Dask task per part, built from the part's blocks of ``darr``'s own graph, as
+    :func:`store` does; a part is retried once, and a failed write leaves the plan for :func:`resume`.
+    ``client``: default the current ``distributed`` client, else a local thread pool."""
+    from ._hierarchy import Hierarchy
+
+    h = hierarchy if isinstance(hierarchy, Hierarchy) else Hierarchy(hierarchy)
+    if client is None:
+        client = _default_client()
+    executor: Any = client if client is not None else "threads"
+    return h.write_array(
+        path,
+        _source(path, darr),
+        fill=fill,
+        chunks=chunks,
+        shards=shards,
+        compression=compression,
+        fill_value=fill_value,
+        dimension_names=dimension_names,
+        attributes=attributes,
+        parts=parts,
+        executor=executor,
+    )
+
+
+def resume(store: Any, plan_id: str, darr: Any, *, client: Any = None) -> Any:
+    """Finishes write plan ``plan_id`` (from a failed :func:`store`, :func:`store_array`, ``Store.add(...,
+    n_jobs=...)`` or ``Hierarchy.write_array``, or from ``zarrtx write-plan`` / ``array-plan``) with the same
+    data, and commits it. Finished parts are not rewritten; a part whose writer died is rewritten from scratch.
+    Returns the version (a store's element) or the commit (a hierarchy's array); a plan committed already
+    returns that."""
     from xarray import DataArray
 
-    h_store = _open(store)
-    h = h_store._handle()
+    from ._hierarchy import Hierarchy
+
+    target = store if isinstance(store, Hierarchy) else _open(store)
+    h = target._handle()
     status = dict(h.plan_status(plan_id))
     plan = dict(status["plan"])
+    label = plan.get("name") or plan.get("path")
     if status.get("committed") is not None:
-        return int(h.commit_plan(plan_id))
-    data = _source(plan["name"], darr.data if isinstance(darr, DataArray) else darr)
+        done = h.commit_plan(plan_id)
+        return dict(done) if isinstance(target, Hierarchy) else int(done)
+    data = _source(label, darr.data if isinstance(darr, DataArray) else darr)
     if [int(s) for s in data.shape] != [int(s) for s in plan["shape"]]:
         raise InvalidElement(
-            f"'{plan['name']}': plan {plan_id} is for shape {list(plan['shape'])}, the data has shape "
+            f"'{label}': plan {plan_id} is for shape {list(plan['shape'])}, the data has shape "
             f"{list(data.shape)}: resume it with the data it was created for"
         )
     if client is None:
         client = _default_client()
     executor: Any = client if client is not None else "threads"
     source = _parallel.PlanSource(data, plan["dtype"])
-    return _parallel.run_plan(h_store, plan, source, executor=executor, only=list(status["missing"]))
+    done = _parallel.run_plan(target, plan, source, executor=executor, only=list(status["missing"]))
+    return dict(done) if isinstance(target, Hierarchy) else int(done)

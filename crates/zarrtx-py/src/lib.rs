@@ -10,6 +10,7 @@ mod errors;
 mod json;
 mod ndarrays;
 mod pool;
+mod py_hierarchy;
 mod py_lock;
 mod py_plan;
 mod py_snapshot;
@@ -26,5 +27,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_store::PyStore>()?;
     m.add_class::<py_snapshot::PySnapshot>()?;
     m.add_class::<py_lock::PyLockGuard>()?;
+    m.add_class::<py_hierarchy::PyHierarchy>()?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::ops::Range;
-use zarrtx::raster::RasterSpec;
+use zarrtx::raster::{DataType, RasterBlock, RasterSpec};
 use zarrtx::{PartLayout, PartOutcome, PlanInfo, PlanOptions, PlanStatus, Store};
 
 /// Parts as Python gives them: a count, or a list of regions (one `(start, stop)` per axis each).
@@ -22,7 +22,7 @@ pub fn layout_from_py(parts: &Bound<'_, PyAny>, name: &str) -> PyResult<PartLayo
     Ok(PartLayout::Regions(regions.into_iter().map(|r| r.into_iter().map(|(a, b)| a..b).collect()).collect()))
 }
 
-fn ranges_to_py(r: &[Range<u64>]) -> Vec<(u64, u64)> {
+pub fn ranges_to_py(r: &[Range<u64>]) -> Vec<(u64, u64)> {
     r.iter().map(|r| (r.start, r.end)).collect()
 }
 
@@ -52,7 +52,7 @@ pub fn status_to_py<'py>(py: Python<'py>, status: &PlanStatus) -> PyResult<Bound
     Ok(d)
 }
 
-fn outcome_to_py<'py>(py: Python<'py>, outcome: &PartOutcome) -> PyResult<Bound<'py, PyDict>> {
+pub fn outcome_to_py<'py>(py: Python<'py>, outcome: &PartOutcome) -> PyResult<Bound<'py, PyDict>> {
     let r = outcome.record();
     let d = PyDict::new(py);
     d.set_item("part", r.part)?;
@@ -78,7 +78,8 @@ pub fn create(
     crate::pool::detach(py, || store.create_plan(name, spec, &shape, data_type, layout)).py()
 }
 
-/// Writes one part from a numpy array covering exactly the part's region, or from `(offset, block)` pairs.
+/// Writes one part of an element plan from a numpy array covering exactly the part's region, or from
+/// `(offset, block)` pairs.
 pub fn write<'py>(
     py: Python<'py>,
     store: &Store,
@@ -89,48 +90,98 @@ pub fn write<'py>(
     memory_limit: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let plan = crate::pool::detach(py, || store.plan_info(plan_id)).py()?;
-    let name = plan.name.clone();
-    let region = plan
-        .parts
-        .get(part)
-        .cloned()
-        .ok_or_else(|| invalid(&name, format!("plan {plan_id} has {} parts; part {part} does not exist", plan.parts.len())))?;
+    let target = PartTarget::new(&plan.name, plan_id, &plan.parts, part, plan.data_type, |want| {
+        slab_axis_and_height(&plan.spec, want)
+    })?;
+    let options = plan_options(memory_limit);
+    write_input(py, &target, data, blocks, |source| store.write_part(plan_id, part, source, &options))
+}
+
+/// [`PlanOptions`] with the caller's memory limit, if any.
+pub fn plan_options(memory_limit: Option<u64>) -> PlanOptions<'static> {
     let mut options = PlanOptions::default();
     if let Some(limit) = memory_limit {
         options.memory_limit = limit;
     }
+    options
+}
+
+/// One part as a Python caller writes it: what it is called in messages, its region, its dtype, and how a numpy
+/// array of the region is cut into slabs (axis, height) for the engine.
+pub struct PartTarget {
+    name: String,
+    part: usize,
+    region: Vec<Range<u64>>,
+    dtype: DataType,
+    slab: (usize, usize),
+}
+
+impl PartTarget {
+    /// Part `part` of the plan `plan_id` (of `parts`), writing `dtype` data into `name`; `slab(shape)` chooses the
+    /// slab axis and height for a region of `shape`.
+    pub fn new(
+        name: &str,
+        plan_id: &str,
+        parts: &[Vec<Range<u64>>],
+        part: usize,
+        dtype: DataType,
+        slab: impl FnOnce(&[usize]) -> (usize, usize),
+    ) -> PyResult<Self> {
+        let region = parts.get(part).cloned().ok_or_else(|| {
+            invalid(name, format!("plan {plan_id} has {} parts; part {part} does not exist", parts.len()))
+        })?;
+        let want: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
+        let slab = slab(&want);
+        Ok(PartTarget { name: name.to_string(), part, region, dtype, slab })
+    }
+}
+
+/// The engine's blocks of one part, whichever input they come from.
+pub type PartBlocks<'a> = Box<dyn Iterator<Item = zarrtx::Result<RasterBlock>> + Send + 'a>;
+
+/// Feeds `run` (the engine's `write_part`, called without the GIL) the blocks of `data` (a numpy array of exactly
+/// the part's region, cut into slabs without a copy of the whole) or of `blocks` (an iterable of
+/// `(offset, array)` pairs), and returns the outcome as a dict.
+pub fn write_input<'py>(
+    py: Python<'py>,
+    target: &PartTarget,
+    data: Option<Bound<'py, PyAny>>,
+    blocks: Option<Bound<'py, PyAny>>,
+    run: impl for<'a> FnOnce(PartBlocks<'a>) -> zarrtx::Result<PartOutcome> + Send,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (name, part, region) = (target.name.as_str(), target.part, &target.region);
     let outcome = match (data, blocks) {
         (Some(data), None) => {
             let want: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
-            if data_type_of(&data) != Some(plan.data_type) {
+            if data_type_of(&data) != Some(target.dtype) {
                 return Err(invalid(
-                    &name,
-                    format!("part data must be a numpy array of dtype {}, got {}", plan.data_type.zarr_name(), describe(&data)),
+                    name,
+                    format!("part data must be a numpy array of dtype {}, got {}", target.dtype.zarr_name(), describe(&data)),
                 ));
             }
             with_numpy_dtype!(&data, arr, variant => {
-                let ro = arr.try_readonly().map_err(|e| invalid(&name, format!("the array is being written elsewhere: {e}")))?;
+                let ro = arr.try_readonly().map_err(|e| invalid(name, format!("the array is being written elsewhere: {e}")))?;
                 let view = ro.as_array();
                 if view.shape() != want.as_slice() {
-                    return Err(invalid(&name, format!(
-                        "part {part} covers {:?} (shape {want:?}) but the data has shape {:?}", ranges_to_py(&region), view.shape()
+                    return Err(invalid(name, format!(
+                        "part {part} covers {:?} (shape {want:?}) but the data has shape {:?}", ranges_to_py(region), view.shape()
                     )));
                 }
-                let (axis, height) = slab_axis_and_height(&plan.spec, &want);
+                let (axis, height) = target.slab;
                 let base: Vec<u64> = region.iter().map(|r| r.start).collect();
                 let source = slabs(view, base, axis, height, variant);
-                crate::pool::detach(py, || store.write_part(plan_id, part, source, &options)).py()?
+                crate::pool::detach(py, || run(source)).py()?
             }, unreachable!("dtype checked above"))
         }
         (None, Some(blocks)) => {
-            let blocks = PyBlocks::new(&blocks, &name, plan.data_type)?;
+            let blocks = PyBlocks::new(&blocks, name, target.dtype)?;
             let failure = blocks.failure.clone();
-            match crate::pool::detach(py, || store.write_part(plan_id, part, blocks, &options)) {
+            match crate::pool::detach(py, || run(Box::new(blocks))) {
                 Ok(o) => o,
                 Err(e) => return Err(failure.or_engine_error(e)),
             }
         }
-        _ => return Err(invalid(&name, "give exactly one of data= (the part's region as a numpy array) or blocks=")),
+        _ => return Err(invalid(name, "give exactly one of data= (the part's region as a numpy array) or blocks=")),
     };
     outcome_to_py(py, &outcome)
 }

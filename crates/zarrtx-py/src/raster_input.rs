@@ -44,6 +44,25 @@ pub fn parse_dtype(name: &str, dtype: &str) -> PyResult<DataType> {
         .ok_or_else(|| invalid(name, format!("dtype '{dtype}' is not supported (bool, (u)int8..64, float32/64)")))
 }
 
+/// The compression Python names: `zstd` (at `level`), `none`, `blosc-lz4` or `blosc-zstd` (level clamped to 0..9).
+pub fn parse_compression(name: &str, compression: &str, level: i32) -> PyResult<Compression> {
+    Ok(match compression {
+        "zstd" => Compression::Zstd { level },
+        "none" => Compression::None,
+        "blosc-lz4" | "blosc-zstd" => Compression::Blosc {
+            cname: compression.trim_start_matches("blosc-").to_string(),
+            clevel: u8::try_from(level.clamp(0, 9)).unwrap_or(5),
+            shuffle: true,
+        },
+        other => {
+            return Err(invalid(
+                name,
+                format!("compression must be 'zstd', 'none', 'blosc-lz4' or 'blosc-zstd', got '{other}'"),
+            ))
+        }
+    })
+}
+
 /// Builds the engine spec (nothing is validated against the data here; the engine does that).
 pub fn build_spec(name: &str, args: SpecArgs<'_, '_>) -> PyResult<RasterSpec> {
     let kind = match args.kind {
@@ -57,21 +76,7 @@ pub fn build_spec(name: &str, args: SpecArgs<'_, '_>) -> PyResult<RasterSpec> {
     spec.chunk_shape = args.chunks;
     spec.shard_shape = args.shards;
     spec.transformations = crate::json::transformations_from_py(args.transformations, name)?;
-    spec.compression = match args.compression {
-        "zstd" => Compression::Zstd { level: args.compression_level },
-        "none" => Compression::None,
-        "blosc-lz4" | "blosc-zstd" => Compression::Blosc {
-            cname: args.compression.trim_start_matches("blosc-").to_string(),
-            clevel: u8::try_from(args.compression_level.clamp(0, 9)).unwrap_or(5),
-            shuffle: true,
-        },
-        other => {
-            return Err(invalid(
-                name,
-                format!("compression must be 'zstd', 'none', 'blosc-lz4' or 'blosc-zstd', got '{other}'"),
-            ))
-        }
-    };
+    spec.compression = parse_compression(name, args.compression, args.compression_level)?;
     spec.pyramid = match (args.scale_factors, args.levels) {
         (Some(_), Some(l)) if !l.is_none() => {
             return Err(invalid(name, "give either scale_factors (computed levels) or levels (given levels), not both"))
