@@ -125,7 +125,7 @@ class Hierarchy(EngineHandle):
         """Creates an array plan (see :meth:`write_array` for the arguments) and returns it: ``plan_id``,
         ``path``, ``mode``, ``shape``, ``dtype``, ``write_unit``, ``parts`` and the array's ``metadata``.
         ``parts=None`` chooses two per worker (``workers``, default the number of cores), parts of at most about
-        256 MiB, never more than the array's chunks (shards)."""
+        16 MiB (a Dask worker holds its part whole), never more than the array's chunks (shards)."""
         from .dask import _compression
 
         h = self._handle()

@@ -46,11 +46,15 @@ __all__ = [
     "write_part_from_blocks",
 ]
 
-# A part is sized so that one part of a numpy source (which travels whole to a process or Dask worker) or one
-# part's blocks on a Dask worker stay around this size; and there are at least PARTS_PER_WORKER parts per worker so
-# that a slow worker does not hold up the commit (load balance).
-PART_TARGET_BYTES = 256 << 20
+# A part is sized so that the memory of the worker writing it stays small: a Dask task holds all of its part's
+# blocks (its dependencies) at once, and a numpy part travels whole to a process. 16 MiB parts keep a Dask worker
+# (about 165 MiB with Python, numpy, dask and distributed loaded) under 256 MiB while it writes; there are at least
+# PARTS_PER_WORKER parts per worker so that a slow worker does not hold up the commit (load balance), and at most
+# MAX_PARTS (every part writer reads the plan, whose size grows with the part count), so parts grow beyond 16 MiB
+# only for arrays beyond 64 GiB.
+PART_TARGET_BYTES = 16 << 20
 PARTS_PER_WORKER = 2
+MAX_PARTS = 4096
 # One run and one retry per part.
 ATTEMPTS = 2
 # Blocks of a dask part computed together in a worker (at most this many bytes at once, at least one block).
@@ -152,13 +156,13 @@ def write_unit(
 
 
 def choose_parts(shape: Sequence[int], unit: Sequence[int], itemsize: int, workers: int) -> int:
-    """At least ``PARTS_PER_WORKER`` parts per worker and parts of at most about ``PART_TARGET_BYTES``, but never
-    more parts than write units (a unit is never split between writers)."""
+    """At least ``PARTS_PER_WORKER`` parts per worker and parts of at most about ``PART_TARGET_BYTES`` (up to
+    ``MAX_PARTS`` parts), but never more parts than write units (a unit is never split between writers)."""
     units = 1
     for s, u in zip(shape, unit, strict=True):
         units *= max(1, math.ceil(int(s) / max(int(u), 1)))
     nbytes = int(np.prod([int(s) for s in shape], dtype=np.float64)) * int(itemsize)
-    want = max(PARTS_PER_WORKER * max(int(workers), 1), math.ceil(nbytes / PART_TARGET_BYTES), 1)
+    want = max(PARTS_PER_WORKER * max(int(workers), 1), min(math.ceil(nbytes / PART_TARGET_BYTES), MAX_PARTS), 1)
     return int(min(want, units))
 
 

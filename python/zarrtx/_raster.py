@@ -144,6 +144,44 @@ def iter_dask_blocks(
         yield from flush()
 
 
+_REARRANGING_FUNCS = {
+    ("dask.array.chunk", "getitem"),
+    ("dask.array.core", "concatenate_shaped"),
+    ("dask.array.core", "concatenate3"),
+}
+
+
+def numpy_behind(darr: Any) -> np.ndarray | None:
+    """The numpy array a dask array merely re-chunks, or None. spatialdata's models wrap an in-memory array in a
+    graph of one embedded copy plus slicing and concatenation tasks (its rechunk); such a graph holds the data
+    already, and writing it block by block would copy every block again. Only a graph made of exactly one ndarray
+    of the dask array's shape and dtype, aliases, step-1 slices and concatenations qualifies, so that the array it
+    returns is the dask array's value."""
+    try:
+        graph = dict(darr.__dask_graph__())
+    except Exception:  # pragma: no cover - not a dask collection after all
+        return None
+    found: list[np.ndarray] = []
+    for task in graph.values():
+        if isinstance(task, np.ndarray):
+            found.append(task)
+            continue
+        if type(task).__name__ == "Alias":
+            continue
+        func = getattr(task, "func", None)
+        if func is None or (getattr(func, "__module__", ""), getattr(func, "__name__", "")) not in _REARRANGING_FUNCS:
+            return None
+        for arg in getattr(task, "args", ()):
+            if isinstance(arg, tuple) and not all(isinstance(i, slice) and i.step in (None, 1) for i in arg):
+                return None
+    if len(found) != 1:
+        return None
+    (arr,) = found
+    if tuple(arr.shape) != tuple(int(s) for s in darr.shape) or arr.dtype != darr.dtype:
+        return None
+    return arr
+
+
 def add_raster_args(name: str, element: Any) -> tuple[str, list[str], dict[str, Any]]:
     """Validates a spatialdata image/labels element and returns ``(kind, dims, kwargs)`` for
     ``_core.Store.add_raster(name, kind, dims, **kwargs)``."""
@@ -168,6 +206,12 @@ def add_raster_args(name: str, element: Any) -> tuple[str, list[str], dict[str, 
         if values != list(range(len(values))):
             kwargs["channel_names"] = [str(c) for c in values]
     data = base.data
+    behind = numpy_behind(data) if isinstance(data, da.Array) else None
+    if behind is not None:
+        chunk_shape = _regular_chunk_shape(data.chunks)
+        if chunk_shape is not None:
+            kwargs["chunks"] = chunk_shape
+        data = behind  # spatialdata's parse of an in-memory array: written from numpy's buffer, not block copies
     if isinstance(data, da.Array):
         kwargs["shape"] = [int(s) for s in data.shape]
         kwargs["dtype"] = dtype

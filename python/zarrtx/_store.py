@@ -154,7 +154,7 @@ class Store(EngineHandle):
         **Many workers for one image or labels element.** With ``n_jobs`` > 1 (``-1``: every core) or an
         ``executor``, a single-scale image or labels element (a ``DataArray``, or a ``DataTree`` holding only
         ``scale0``) is written through a write plan: level 0 is cut into parts of whole chunks (at least two per
-        worker, at most about 256 MiB each), each part is computed (``element.data[part]``: a dask slice computed
+        worker, at most about 16 MiB each), each part is computed (``element.data[part]``: a dask slice computed
         on the worker, or the numpy slice) and written by one worker, and the calling process commits the element
         once every part is there — invisible to every reader until then, all of it at once after. ``executor`` is
         ``"threads"`` (the default when only ``n_jobs`` is given), ``"processes"`` (a ``ProcessPoolExecutor`` of

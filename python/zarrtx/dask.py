@@ -176,7 +176,8 @@ def store(
     (mean for images, mode for labels). ``chunks`` / ``shards``: the Zarr chunk (and shard) shape (default: all
     channels up to 16, one z plane, 1024 x 1024). ``compression``: ``"zstd"``, ``"zstd:3"``, ``"blosc-lz4"``,
     ``"blosc-zstd"`` or ``"none"``. ``parts``: the number of parts (default: two per worker thread, at most
-    ~256 MiB each, never more than the write units) or explicit regions on write-unit boundaries.
+    ~16 MiB each, so that a worker holding a part stays small; never more than the write units) or explicit
+    regions on write-unit boundaries.
 
     ``client``: a ``distributed.Client``; default the current one (``distributed.default_client()``), and
     without one the parts are written by a local thread pool, one thread per core. Every Dask worker must see

@@ -822,3 +822,25 @@ def test_store_in_dask_process_workers(zt, store, path):
     assert set(sdata.labels) == {f"dask_{i}" for i in range(1, 7)}
     for i in range(1, 7):
         np.testing.assert_array_equal(values(sdata[f"dask_{i}"]), np.full((16, 16), i))
+
+
+def test_in_memory_elements_are_written_from_numpy_and_other_graphs_are_not_mistaken_for_it(tmp_path, zt):
+    """spatialdata's parse wraps numpy in a graph that only re-chunks it: Store.add writes that array directly.
+    Graphs that compute something (arithmetic, reversed slices, a transpose) must not be taken for it."""
+    import dask.array as da
+    from spatialdata.models import Image2DModel
+
+    from zarrtx._raster import numpy_behind
+
+    a = np.random.default_rng(5).integers(0, 9999, (2, 700, 900), dtype=np.uint16)
+    el = Image2DModel.parse(a, dims=("c", "y", "x"), chunks=(2, 256, 256))
+    behind = numpy_behind(el.data)
+    assert behind is not None
+    np.testing.assert_array_equal(behind, a)
+    np.testing.assert_array_equal(numpy_behind(da.from_array(a).rechunk((2, 128, 512))), a)
+    base = da.from_array(a, chunks=(2, 300, 300))
+    for other in (base + 1, base[:, ::-1, :], base.transpose(0, 2, 1), base.astype(np.int32), da.zeros_like(base)):
+        assert numpy_behind(other) is None
+    store = zt.open(tmp_path / "s.zarr")
+    store.add("img", el)
+    np.testing.assert_array_equal(store.read_element("img").data.compute(), a)
