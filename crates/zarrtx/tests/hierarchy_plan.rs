@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{child_results, fingerprint, is_child, spawn_child, Rng};
+use common::{child_results, files, fingerprint, is_child, spawn_child, Rng};
 use ndarray::{ArrayD, Dimension, IxDyn};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,23 +82,6 @@ fn read(root: &Path, path: &str) -> ArrayD<u16> {
 fn expected(shape: &[u64], salt: u16) -> ArrayD<u16> {
     let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
     ArrayD::from_shape_fn(IxDyn(&dims), |ix| value(ix.slice(), salt))
-}
-
-/// Every file under `dir`, by relative path.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.insert(p.strip_prefix(base).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn consolidated(root: &Path) -> serde_json::Map<String, Value> {

@@ -84,23 +84,6 @@ fn reference(dir: &Path, spec: &RasterSpec, shape: &[u64]) -> PathBuf {
     path.join("images").join(NAME)
 }
 
-/// Every file under `dir`, by relative path.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.insert(p.strip_prefix(base).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
 /// The installed element equals the reference file for file, byte for byte.
 fn assert_same_tree(installed: &Path, reference: &Path) {
     let (a, b) = (files(installed), files(reference));
