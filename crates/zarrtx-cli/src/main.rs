@@ -20,7 +20,8 @@ use zarrtx::Compression;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 failure (I/O, contention, corrupt store, verify found problems); 2 bad input or usage \
-(invalid name, unreadable input, name taken, element or version not found, not a store).
+(invalid name, unreadable input, name or array path taken, element, version or plan not found, not a store or \
+hierarchy).
 Set ZARRTX_WRITER_LABEL to record a label (job or worker id) with every commit this process makes.";
 
 /// Many processes writing into one SpatialData Zarr store, with nothing lost.
@@ -113,7 +114,7 @@ pub enum Command {
     },
     /// Reclaim leftovers of interrupted writers and data of deleted elements older than the grace period.
     Gc {
-        /// The store directory.
+        /// The store directory (or a Zarr v3 hierarchy's root: its array plans are reclaimed).
         store: PathBuf,
         /// Keep anything younger than this many seconds (readers of old versions may still need it).
         #[arg(long, default_value_t = 3600, value_name = "S")]
@@ -124,13 +125,17 @@ pub enum Command {
     },
     /// Plan writing one image or labels element in N parts (one process or cluster job per part).
     WritePlan(commands::plan::WritePlanArgs),
-    /// Write one part of a plan from a .npy file (reads only the part's region); safe to run again.
+    /// Plan writing one array of a plain Zarr v3 hierarchy (e.g. an NWB file) in N parts: a new array, or --fill
+    /// the existing one.
+    ArrayPlan(commands::array_plan::ArrayPlanArgs),
+    /// Write one part of a plan (write-plan or array-plan) from a .npy file (reads only the part's region); safe
+    /// to run again.
     WritePart(commands::plan_part::WritePartArgs),
-    /// Commit a plan once every part is written: computes the pyramid and publishes the element.
+    /// Commit a plan once every part is written: publishes the element (after computing its pyramid) or the array.
     CommitPlan(commands::plan_part::CommitPlanArgs),
-    /// List the store's write plans, or show one plan's parts.
+    /// List the write plans of a store or the array plans of a hierarchy, or show one plan's parts.
     Plans {
-        /// The store directory.
+        /// The store or hierarchy directory.
         store: PathBuf,
         /// Show only this plan, part by part.
         plan_id: Option<String>,
@@ -299,6 +304,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             json,
         } => commands::gc::run(&store, grace_seconds, json, single_writer),
         Command::WritePlan(args) => commands::plan::run_write_plan(args, single_writer),
+        Command::ArrayPlan(args) => commands::array_plan::run_array_plan(args, single_writer),
         Command::WritePart(args) => commands::plan_part::run_write_part(args, single_writer),
         Command::CommitPlan(args) => commands::plan_part::run_commit_plan(args, single_writer),
         Command::Plans { store, plan_id, json } => commands::plan::run_plans(&store, plan_id.as_deref(), json),

@@ -141,9 +141,9 @@ pub enum Error {
     /// A write plan ([`crate::Store::create_plan`]) cannot be made as asked: a part not aligned to the write units
     /// or outside the array, no parts or more parts than write units, or a spec plans do not support. Nothing was
     /// written.
-    #[error("invalid write plan for element '{name}': {reason}")]
+    #[error("invalid write plan for '{name}': {reason}")]
     InvalidPlan {
-        /// The element the plan would write.
+        /// The element (or array path) the plan would write.
         name: String,
         /// What is wrong and how to fix it.
         reason: String,
@@ -151,7 +151,7 @@ pub enum Error {
     /// Two parts of a write plan overlap, so their writers would write the same chunks or shards. Nothing was
     /// written.
     #[error(
-        "parts {first} and {second} of the write plan for element '{name}' overlap in {overlap}: two writers would \
+        "parts {first} and {second} of the write plan for '{name}' overlap in {overlap}: two writers would \
          write the same chunks or shards; give every part a disjoint region aligned to the write units (or let the \
          plan split the array with a part count)"
     )]
@@ -175,7 +175,7 @@ pub enum Error {
     },
     /// A write plan cannot be committed yet: some of its parts are not written. Nothing was committed.
     #[error(
-        "write plan '{plan_id}' for element '{name}' cannot be committed: {count} of its {parts} parts are not \
+        "write plan '{plan_id}' for '{name}' cannot be committed: {count} of its {parts} parts are not \
          written yet ({list}); run them (a part interrupted by a crash can simply be run again), then commit",
         count = .missing.len(),
         list = part_list(.missing)

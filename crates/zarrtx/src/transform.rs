@@ -283,6 +283,51 @@ fn map_axis(v: &Value, input: Option<&[String]>, output: Option<&[String]>) -> R
     })
 }
 
+
+fn check_finite(v: &[f64], what: &str) -> Result<(), String> {
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(format!("{what} holds a NaN or infinite value {v:?}: use finite numbers"));
+    }
+    Ok(())
+}
+
+/// Checks that `t` fits an element with `axes` (vector lengths, affine shape, finite values, non-empty
+/// sequences); the message says what to give instead. Shared by rasters, points and shapes.
+pub(crate) fn check_against_axes(t: &Transformation, axes: &[&str]) -> Result<(), String> {
+    let n = axes.len();
+    let c_hint = if axes.contains(&"c") { ", including c (factor 1 / offset 0)" } else { "" };
+    match t {
+        Transformation::Identity => Ok(()),
+        Transformation::Scale(v) | Transformation::Translation(v) => {
+            let what = if matches!(t, Transformation::Scale(_)) { "scale" } else { "translation" };
+            if v.len() != n {
+                return Err(format!(
+                    "the {what} has {} values but the element has {n} axes {axes:?}: give one value per axis{c_hint}",
+                    v.len()
+                ));
+            }
+            check_finite(v, what)
+        }
+        Transformation::Affine(m) => {
+            if m.len() != n || m.iter().any(|r| r.len() != n + 1) {
+                let got: Vec<usize> = m.iter().map(Vec::len).collect();
+                return Err(format!(
+                    "the affine matrix must be {n} rows of {} values (one row per axis of {axes:?}, last column the \
+                     translation, no homogeneous row); got rows of lengths {got:?}",
+                    n + 1
+                ));
+            }
+            m.iter().try_for_each(|r| check_finite(r, "the affine matrix"))
+        }
+        Transformation::Sequence(items) => {
+            if items.is_empty() {
+                return Err("the sequence is empty: use Identity, or list at least one transformation".into());
+            }
+            items.iter().try_for_each(|i| check_against_axes(i, axes))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,49 +448,5 @@ mod tests {
             from_ngff_json(&v).unwrap().1,
             Transformation::Affine(vec![vec![2.0, 0.0, 1.0], vec![0.0, 2.0, 1.0]])
         );
-    }
-}
-
-fn check_finite(v: &[f64], what: &str) -> Result<(), String> {
-    if v.iter().any(|x| !x.is_finite()) {
-        return Err(format!("{what} holds a NaN or infinite value {v:?}: use finite numbers"));
-    }
-    Ok(())
-}
-
-/// Checks that `t` fits an element with `axes` (vector lengths, affine shape, finite values, non-empty
-/// sequences); the message says what to give instead. Shared by rasters, points and shapes.
-pub(crate) fn check_against_axes(t: &Transformation, axes: &[&str]) -> Result<(), String> {
-    let n = axes.len();
-    let c_hint = if axes.contains(&"c") { ", including c (factor 1 / offset 0)" } else { "" };
-    match t {
-        Transformation::Identity => Ok(()),
-        Transformation::Scale(v) | Transformation::Translation(v) => {
-            let what = if matches!(t, Transformation::Scale(_)) { "scale" } else { "translation" };
-            if v.len() != n {
-                return Err(format!(
-                    "the {what} has {} values but the element has {n} axes {axes:?}: give one value per axis{c_hint}",
-                    v.len()
-                ));
-            }
-            check_finite(v, what)
-        }
-        Transformation::Affine(m) => {
-            if m.len() != n || m.iter().any(|r| r.len() != n + 1) {
-                let got: Vec<usize> = m.iter().map(Vec::len).collect();
-                return Err(format!(
-                    "the affine matrix must be {n} rows of {} values (one row per axis of {axes:?}, last column the \
-                     translation, no homogeneous row); got rows of lengths {got:?}",
-                    n + 1
-                ));
-            }
-            m.iter().try_for_each(|r| check_finite(r, "the affine matrix"))
-        }
-        Transformation::Sequence(items) => {
-            if items.is_empty() {
-                return Err("the sequence is empty: use Identity, or list at least one transformation".into());
-            }
-            items.iter().try_for_each(|i| check_against_axes(i, axes))
-        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod add;
 pub mod add_vector;
+pub mod array_plan;
 pub mod demo;
 pub mod gc;
 pub mod info;
@@ -9,6 +10,7 @@ pub mod init;
 pub mod log;
 pub mod plan;
 pub mod plan_part;
+pub mod plan_target;
 pub mod read;
 pub mod rm;
 pub mod table;
@@ -39,7 +41,6 @@ pub fn open_write(store: &Path, single_writer: bool) -> CliResult<Store> {
             read_only: false,
             single_writer,
             durable: durable(),
-            ..OpenOptions::default()
         },
     )?)
 }

@@ -1,8 +1,9 @@
 //! `zarrtx write-plan` and `zarrtx plans`: plan one image or labels element written in parts by many processes
-//! (one cluster job per part), and show where the plans stand. `write-part` and `commit-plan` are in
-//! [`super::plan_part`].
+//! (one cluster job per part), and show where the plans stand (a store's element plans here, a hierarchy's array
+//! plans through [`super::array_plan`]). `write-part` and `commit-plan` are in [`super::plan_part`].
 
-use super::{open_read, open_write};
+use super::open_write;
+use super::plan_target::PlanTarget;
 use crate::cli_error::{CliError, CliResult};
 use crate::input::Dims;
 use crate::output::{emit, emit_json, iso_time, shape_text, writer_json, writer_text};
@@ -10,8 +11,10 @@ use crate::transform_arg::{collect_transforms, parse_transform_arg, TransformArg
 use clap::Args;
 use serde_json::{json, Value};
 use std::ops::Range;
-use std::path::PathBuf;
-use zarrtx::{Compression, DataType, ElementName, PartLayout, PlanInfo, PlanStatus, Pyramid, RasterKind, RasterSpec};
+use std::path::{Path, PathBuf};
+use zarrtx::{
+    Compression, DataType, ElementName, PartLayout, PlanCommit, PlanInfo, PlanStatus, Pyramid, RasterKind, RasterSpec,
+};
 
 /// Arguments of `write-plan`.
 #[derive(Debug, Args)]
@@ -179,9 +182,10 @@ pub fn run_write_plan(args: WritePlanArgs, single_writer: bool) -> CliResult<i32
     Ok(0)
 }
 
-fn state_text(s: &PlanStatus) -> String {
+/// Where a plan stands, as text; `committed` describes its commit.
+pub fn state_text<P, C>(s: &PlanStatus<P, C>, committed: impl Fn(&C) -> String) -> String {
     match (&s.committed, s.is_complete()) {
-        (Some(c), _) => format!("committed at version {}", c.version),
+        (Some(c), _) => committed(c),
         (None, true) => "complete, ready to commit".into(),
         (None, false) if s.started.is_empty() => format!("open, {} part(s) to write", s.missing.len()),
         (None, false) => format!(
@@ -192,9 +196,10 @@ fn state_text(s: &PlanStatus) -> String {
     }
 }
 
-fn status_json(s: &PlanStatus) -> Value {
-    let mut v = plan_json(&s.plan);
-    if let Some(obj) = v.as_object_mut() {
+/// `plan` (a plan's JSON) with where the plan stands added: `done`, `started`, `missing`, `complete` and
+/// `committed` (`committed` describes the commit; null while there is none).
+pub fn status_json<P, C>(s: &PlanStatus<P, C>, mut plan: Value, committed: impl Fn(&C) -> Value) -> Value {
+    if let Some(obj) = plan.as_object_mut() {
         obj.insert(
             "done".into(),
             Value::Array(
@@ -210,57 +215,91 @@ fn status_json(s: &PlanStatus) -> Value {
         obj.insert("started".into(), json!(s.started));
         obj.insert("missing".into(), json!(s.missing));
         obj.insert("complete".into(), json!(s.is_complete()));
-        obj.insert(
-            "committed".into(),
-            s.committed
-                .as_ref()
-                .map(|c| json!({"version": c.version, "txn": c.txn, "committed_ms": c.committed_ms}))
-                .unwrap_or(Value::Null),
-        );
+        obj.insert("committed".into(), s.committed.as_ref().map(committed).unwrap_or(Value::Null));
     }
-    v
+    plan
 }
 
-/// Runs `plans STORE [PLAN_ID]`.
-pub fn run_plans(store: &std::path::Path, plan_id: Option<&str>, json: bool) -> CliResult<i32> {
-    let s = open_read(store)?;
-    let plans = match plan_id {
-        Some(id) => vec![s.plan_status(id)?],
-        None => s.list_plans()?,
-    };
-    if json {
-        let list: Vec<Value> = plans.iter().map(status_json).collect();
-        emit_json(&if plan_id.is_some() { list.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(list) });
-        return Ok(0);
+/// One line per part of `parts` (the plan's regions): its region and whether it is done, started or to write.
+fn part_lines<P, C>(s: &PlanStatus<P, C>, parts: &[Vec<Range<u64>>]) -> String {
+    let mut out = String::new();
+    for (i, region) in parts.iter().enumerate() {
+        let state = match s.done.iter().find(|d| d.part == i) {
+            Some(d) => format!("done ({} chunks, by {})", d.chunks, writer_text(&d.writer)),
+            None if s.started.contains(&i) => "started (running, or interrupted)".into(),
+            None => "to write".into(),
+        };
+        out.push_str(&format!("  part {i} {}: {state}\n", region_text(region)));
     }
-    if plans.is_empty() {
-        emit("no write plans");
-        return Ok(0);
+    out
+}
+
+/// Prints `statuses` as `plans` does: with `one` (a plan id was given), the single plan's JSON object, else a JSON
+/// array; `empty` is the text when there are no plans, `line` the text line of one plan (parts follow with `one`).
+pub fn emit_statuses<P, C>(
+    statuses: &[PlanStatus<P, C>],
+    one: bool,
+    json: bool,
+    empty: &str,
+    to_json: impl Fn(&PlanStatus<P, C>) -> Value,
+    line: impl Fn(&PlanStatus<P, C>) -> (String, &[Vec<Range<u64>>]),
+) {
+    if json {
+        let list: Vec<Value> = statuses.iter().map(to_json).collect();
+        emit_json(&if one { list.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(list) });
+        return;
+    }
+    if statuses.is_empty() {
+        emit(empty);
+        return;
     }
     let mut out = String::new();
-    for p in &plans {
-        out.push_str(&format!(
-            "{}  {}/{}  {}/{} parts done  {}  (created {} by {})\n",
-            p.plan.plan_id,
-            p.plan.element_type,
-            p.plan.name,
-            p.done.len(),
-            p.plan.parts.len(),
-            state_text(p),
-            iso_time(p.plan.created_ms),
-            writer_text(&p.plan.writer)
-        ));
-        if plan_id.is_some() {
-            for (i, region) in p.plan.parts.iter().enumerate() {
-                let state = match p.done.iter().find(|d| d.part == i) {
-                    Some(d) => format!("done ({} chunks, by {})", d.chunks, writer_text(&d.writer)),
-                    None if p.started.contains(&i) => "started (running, or interrupted)".into(),
-                    None => "to write".into(),
-                };
-                out.push_str(&format!("  part {i} {}: {state}\n", region_text(region)));
-            }
+    for s in statuses {
+        let (text, parts) = line(s);
+        out.push_str(&text);
+        out.push('\n');
+        if one {
+            out.push_str(&part_lines(s, parts));
         }
     }
     emit(out.trim_end());
+}
+
+/// Runs `plans PATH [PLAN_ID]`: the element plans of a store, or the array plans of a hierarchy.
+pub fn run_plans(path: &Path, plan_id: Option<&str>, json: bool) -> CliResult<i32> {
+    let store = match PlanTarget::open_read(path)? {
+        PlanTarget::Store(store) => store,
+        PlanTarget::Hierarchy(h) => return super::array_plan::run_plans(&h, plan_id, json),
+    };
+    let plans = match plan_id {
+        Some(id) => vec![store.plan_status(id)?],
+        None => store.list_plans()?,
+    };
+    let committed = |c: &PlanCommit| format!("committed at version {}", c.version);
+    emit_statuses(
+        &plans,
+        plan_id.is_some(),
+        json,
+        "no write plans",
+        |s| {
+            status_json(s, plan_json(&s.plan), |c| {
+                json!({"version": c.version, "txn": c.txn, "committed_ms": c.committed_ms})
+            })
+        },
+        |p| {
+            let text = format!(
+                "{}  {}/{}  {}/{} parts done  {}  (created {} by {})",
+                p.plan.plan_id,
+                p.plan.element_type,
+                p.plan.name,
+                p.done.len(),
+                p.plan.parts.len(),
+                state_text(p, committed),
+                iso_time(p.plan.created_ms),
+                writer_text(&p.plan.writer)
+            );
+            (text, p.plan.parts.as_slice())
+        },
+    );
     Ok(0)
 }

@@ -1,8 +1,11 @@
 //! `zarrtx write-part` (one part of a plan, read from its region of a `.npy` file by offset) and
-//! `zarrtx commit-plan` (the pyramid, then the one commit that publishes the element).
+//! `zarrtx commit-plan` (for an element: the pyramid, then the one commit that publishes it), for element plans of a
+//! store and array plans of a hierarchy alike: the path tells which ([`PlanTarget`]). Reading a part's region of
+//! the input is the same for both ([`PartPlan`]); committing an array plan is in [`super::array_plan`].
 
-use super::open_write;
-use super::plan::region_text;
+use super::array_plan;
+use super::plan::{region_json, region_text};
+use super::plan_target::PlanTarget;
 use crate::cli_error::{CliError, CliResult};
 use crate::input::npy::NpyInfo;
 use crate::input::{insert_leading_axis, STREAM_BLOCK_BYTES};
@@ -10,17 +13,18 @@ use crate::output::{emit, emit_json, human_bytes, shape_text};
 use crate::progress_bar::BytesProgress;
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use zarrtx::raster::DEFAULT_MEMORY_LIMIT;
-use zarrtx::{PartOutcome, PlanInfo, PlanOptions, RasterBlock};
+use zarrtx::{ArrayPlanInfo, DataType, PartOutcome, PlanInfo, PlanOptions, RasterBlock, Store};
 
 /// Arguments of `write-part`.
 #[derive(Debug, Args)]
 pub struct WritePartArgs {
-    /// The store directory.
+    /// The store (write-plan) or Zarr hierarchy (array-plan) directory.
     pub store: PathBuf,
-    /// The plan id printed by `write-plan`.
+    /// The plan id printed by `write-plan` or `array-plan`.
     pub plan_id: String,
     /// The part to write (0-based; e.g. $SLURM_ARRAY_TASK_ID).
     pub part: usize,
@@ -40,11 +44,11 @@ pub struct WritePartArgs {
 /// Arguments of `commit-plan`.
 #[derive(Debug, Args)]
 pub struct CommitPlanArgs {
-    /// The store directory.
+    /// The store (write-plan) or Zarr hierarchy (array-plan) directory.
     pub store: PathBuf,
-    /// The plan id printed by `write-plan`.
+    /// The plan id printed by `write-plan` or `array-plan`.
     pub plan_id: String,
-    /// In-flight memory limit while computing the pyramid, in MiB.
+    /// In-flight memory limit while computing the pyramid, in MiB (element plans; an array has no pyramid).
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_LIMIT >> 20)]
     pub memory_limit_mib: u64,
     /// Print one JSON object instead of text.
@@ -52,97 +56,178 @@ pub struct CommitPlanArgs {
     pub json: bool,
 }
 
-/// Blocks of `input` covering part `part` of `plan`, read by offset; refuses an input of another shape or dtype.
-fn part_blocks(
-    plan: &PlanInfo,
-    part: usize,
-    input: &std::path::Path,
-) -> CliResult<Box<dyn Iterator<Item = zarrtx::Result<RasterBlock>> + Send>> {
-    let bad = |what: String| {
-        CliError::usage(format!("element '{}' (plan {}): {} {what}", plan.name, plan.plan_id, input.display()))
-    };
-    let npy = NpyInfo::open(input)?;
-    // A 2-D file for a single-channel image is accepted, as add-image accepts it.
-    let add_channel = npy.shape != plan.shape
-        && plan.spec.dims.first().map(String::as_str) == Some("c")
-        && plan.shape.first() == Some(&1)
-        && plan.shape[1..] == npy.shape[..];
-    if npy.shape != plan.shape && !add_channel {
-        return Err(bad(format!(
-            "has shape {} but the plan writes shape {}: give every part the array the plan was made for",
-            shape_text(&npy.shape),
-            shape_text(&plan.shape)
-        )));
-    }
-    if npy.data_type != plan.data_type {
-        return Err(bad(format!(
-            "holds {} data but the plan writes {}: cast the array (e.g. numpy's arr.astype('{}'))",
-            npy.data_type.zarr_name(),
-            plan.data_type.zarr_name(),
-            plan.data_type.zarr_name()
-        )));
-    }
-    let region = &plan.parts[part];
-    // Blocks aligned to the chunks (the part starts on a chunk boundary), about 64 MiB each.
-    let chunks = plan.spec.chunk_shape.clone().unwrap_or_else(|| plan.write_unit.clone());
-    let skip = usize::from(add_channel);
-    let blocks = npy.region_blocks(&region[skip..], &chunks[skip..], STREAM_BLOCK_BYTES)?;
-    Ok(if add_channel {
-        Box::new(blocks.map(|b| {
-            b.map(|mut b| {
-                b.offset.insert(0, 0);
-                b.data = insert_leading_axis(b.data);
-                b
-            })
-        }))
-    } else {
-        Box::new(blocks)
-    })
+/// The blocks of one part, as the engine's part writers take them.
+pub type PartBlocks = Box<dyn Iterator<Item = zarrtx::Result<RasterBlock>> + Send>;
+
+/// What `write-part` needs to know of a plan, the same for an element plan and an array plan.
+#[derive(Debug, Clone)]
+pub struct PartPlan {
+    /// The plan's id.
+    pub plan_id: String,
+    /// How error messages name what the plan writes: `element 'img'`, `array 'acquisition/ts/data'`.
+    pub subject: String,
+    /// How the text output names it: `images/img`, `array acquisition/ts/data`.
+    pub target: String,
+    /// The JSON field naming it, and its value: `("name", "img")`, `("path", "acquisition/ts/data")`.
+    pub json_name: (&'static str, String),
+    /// The array's shape.
+    pub shape: Vec<u64>,
+    /// Its element type.
+    pub data_type: DataType,
+    /// The chunk shape input blocks are aligned to (the inner chunks when sharded).
+    pub chunks: Vec<u64>,
+    /// The parts: one `start..end` range per axis each.
+    pub parts: Vec<Vec<Range<u64>>>,
+    /// True when axis 0 is a channel axis of length 1, which an input without that axis may fill (as add-image
+    /// accepts a 2-D file for a one-channel image).
+    pub single_channel: bool,
 }
 
-/// Runs `write-part`.
-pub fn run_write_part(args: WritePartArgs, single_writer: bool) -> CliResult<i32> {
-    let store = open_write(&args.store, single_writer)?;
-    let plan = store.plan_info(&args.plan_id)?;
-    if args.part >= plan.parts.len() {
-        return Err(CliError::usage(format!(
-            "element '{}' (plan {}): part {} does not exist; the plan has {} parts, 0 to {}",
-            plan.name,
-            plan.plan_id,
-            args.part,
-            plan.parts.len(),
-            plan.parts.len() - 1
-        )));
+impl PartPlan {
+    /// The plan of an image or labels element.
+    pub fn of_element(info: &PlanInfo) -> PartPlan {
+        PartPlan {
+            plan_id: info.plan_id.clone(),
+            subject: format!("element '{}'", info.name),
+            target: format!("{}/{}", info.element_type, info.name),
+            json_name: ("name", info.name.clone()),
+            shape: info.shape.clone(),
+            data_type: info.data_type,
+            chunks: info.spec.chunk_shape.clone().unwrap_or_else(|| info.write_unit.clone()),
+            parts: info.parts.clone(),
+            single_channel: info.spec.dims.first().map(String::as_str) == Some("c") && info.shape.first() == Some(&1),
+        }
     }
-    let blocks = part_blocks(&plan, args.part, &args.input)?;
-    let progress = BytesProgress::new(format!("part {} of {}", args.part, plan.name));
+
+    /// The plan of an array of a hierarchy.
+    pub fn of_array(info: &ArrayPlanInfo) -> PartPlan {
+        PartPlan {
+            plan_id: info.plan_id.clone(),
+            subject: format!("array '{}'", info.path),
+            target: format!("array {}", info.path),
+            json_name: ("path", info.path.clone()),
+            shape: info.shape.clone(),
+            data_type: info.data_type,
+            chunks: array_plan::chunk_shape(info),
+            parts: info.parts.clone(),
+            single_channel: false,
+        }
+    }
+
+    /// The region of part `part`; a part the plan does not have is a usage error that says which parts exist.
+    pub fn region(&self, part: usize) -> CliResult<&[Range<u64>]> {
+        self.parts.get(part).map(Vec::as_slice).ok_or_else(|| {
+            CliError::usage(format!(
+                "{} (plan {}): part {part} does not exist; the plan has {} parts, 0 to {}",
+                self.subject,
+                self.plan_id,
+                self.parts.len(),
+                self.parts.len().saturating_sub(1)
+            ))
+        })
+    }
+
+    /// The data bytes of part `part` (0 for a part the plan does not have).
+    pub fn part_bytes(&self, part: usize) -> u64 {
+        self.parts
+            .get(part)
+            .map(|r| r.iter().map(|r| r.end - r.start).product::<u64>() * self.data_type.size() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Blocks of `input` covering part `part`, read by offset (nothing outside the part's region is read); refuses
+    /// an input of another shape or dtype, naming the plan's subject and the fix.
+    pub fn blocks(&self, part: usize, input: &Path) -> CliResult<PartBlocks> {
+        let region = self.region(part)?;
+        let bad = |what: String| {
+            CliError::usage(format!("{} (plan {}): {} {what}", self.subject, self.plan_id, input.display()))
+        };
+        let npy = NpyInfo::open(input)?;
+        let add_channel = self.single_channel && npy.shape != self.shape && self.shape[1..] == npy.shape[..];
+        if npy.shape != self.shape && !add_channel {
+            return Err(bad(format!(
+                "has shape {} but the plan writes shape {}: give every part the array the plan was made for",
+                shape_text(&npy.shape),
+                shape_text(&self.shape)
+            )));
+        }
+        if npy.data_type != self.data_type {
+            return Err(bad(format!(
+                "holds {} data but the plan writes {}: cast the array (e.g. numpy's arr.astype('{}'))",
+                npy.data_type.zarr_name(),
+                self.data_type.zarr_name(),
+                self.data_type.zarr_name()
+            )));
+        }
+        // Blocks aligned to the chunks (the part starts on a chunk boundary), about 64 MiB each.
+        let skip = usize::from(add_channel);
+        let blocks = npy.region_blocks(&region[skip..], &self.chunks[skip..], STREAM_BLOCK_BYTES)?;
+        Ok(if add_channel {
+            Box::new(blocks.map(|b| {
+                b.map(|mut b| {
+                    b.offset.insert(0, 0);
+                    b.data = insert_leading_axis(b.data);
+                    b
+                })
+            }))
+        } else {
+            Box::new(blocks)
+        })
+    }
+}
+
+/// Runs `write-part`, on a store or a hierarchy.
+pub fn run_write_part(args: WritePartArgs, single_writer: bool) -> CliResult<i32> {
+    match PlanTarget::open_write(&args.store, single_writer)? {
+        PlanTarget::Store(store) => {
+            let plan = PartPlan::of_element(&store.plan_info(&args.plan_id)?);
+            write_part(&plan, &args, |blocks, options| store.write_part(&plan.plan_id, args.part, blocks, options))
+        }
+        PlanTarget::Hierarchy(h) => {
+            let plan = PartPlan::of_array(&h.plan_info(&args.plan_id)?);
+            write_part(&plan, &args, |blocks, options| h.write_part(&plan.plan_id, args.part, blocks, options))
+        }
+    }
+}
+
+/// Writes part `args.part` of `plan` from `args.input` with `write` (the store's or the hierarchy's part writer)
+/// and reports it.
+fn write_part(
+    plan: &PartPlan,
+    args: &WritePartArgs,
+    write: impl FnOnce(PartBlocks, &PlanOptions<'_>) -> zarrtx::Result<PartOutcome>,
+) -> CliResult<i32> {
+    let region = plan.region(args.part)?;
+    let blocks = plan.blocks(args.part, &args.input)?;
+    let progress = BytesProgress::new(format!("part {} of {}", args.part, plan.json_name.1));
     let started = Instant::now();
     let options = PlanOptions { progress: &progress, memory_limit: args.memory_limit_mib.saturating_mul(1 << 20) };
-    let result = store.write_part(&plan.plan_id, args.part, blocks, &options);
+    let result = write(blocks, &options);
     progress.finish();
     let outcome = result?;
     let r = outcome.record();
     let written = matches!(outcome, PartOutcome::Written(_));
     if args.json {
-        emit_json(&json!({
+        let mut out = json!({
             "plan_id": plan.plan_id,
-            "name": plan.name,
             "part": args.part,
-            "region": super::plan::region_json(&plan.parts[args.part]),
+            "region": region_json(region),
             "outcome": if written { "written" } else { "already_done" },
             "chunks": r.chunks,
             "bytes": r.bytes,
             "elapsed_ms": r.elapsed_ms,
-        }));
+        });
+        let (key, name) = &plan.json_name;
+        out[*key] = json!(name);
+        emit_json(&out);
     } else if written {
         emit(&format!(
-            "wrote part {}/{} of {}/{} (plan {}), region {}: {} chunk file(s), {} stored, {} of data in {:.2} s",
+            "wrote part {}/{} of {} (plan {}), region {}: {} chunk file(s), {} stored, {} of data in {:.2} s",
             args.part,
             plan.parts.len(),
-            plan.element_type,
-            plan.name,
+            plan.target,
             plan.plan_id,
-            region_text(&plan.parts[args.part]),
+            region_text(region),
             r.chunks,
             human_bytes(r.bytes),
             human_bytes(plan.part_bytes(args.part)),
@@ -150,10 +235,9 @@ pub fn run_write_part(args: WritePartArgs, single_writer: bool) -> CliResult<i32
         ));
     } else {
         emit(&format!(
-            "part {} of {}/{} (plan {}) was already written ({} chunk file(s), {}): nothing to do",
+            "part {} of {} (plan {}) was already written ({} chunk file(s), {}): nothing to do",
             args.part,
-            plan.element_type,
-            plan.name,
+            plan.target,
             plan.plan_id,
             r.chunks,
             human_bytes(r.bytes)
@@ -162,9 +246,16 @@ pub fn run_write_part(args: WritePartArgs, single_writer: bool) -> CliResult<i32
     Ok(0)
 }
 
-/// Runs `commit-plan`.
+/// Runs `commit-plan`, on a store or a hierarchy.
 pub fn run_commit_plan(args: CommitPlanArgs, single_writer: bool) -> CliResult<i32> {
-    let store = open_write(&args.store, single_writer)?;
+    match PlanTarget::open_write(&args.store, single_writer)? {
+        PlanTarget::Store(store) => commit_element_plan(&store, &args),
+        PlanTarget::Hierarchy(h) => array_plan::commit(&h, &args),
+    }
+}
+
+/// `commit-plan` of an element plan: the pyramid, then the commit.
+fn commit_element_plan(store: &Store, args: &CommitPlanArgs) -> CliResult<i32> {
     let plan = store.plan_info(&args.plan_id)?;
     let progress = BytesProgress::new(format!("pyramid of {}", plan.name));
     let started = Instant::now();

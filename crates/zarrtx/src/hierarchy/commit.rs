@@ -4,7 +4,7 @@
 //! the first commit, and a commit interrupted by a crash is finished by the next one (the staged directory's
 //! identity tells whether it was moved already).
 
-use super::nodes::{add_to_consolidated, create_groups, missing_ancestors, node_type, read_doc};
+use super::nodes::{a_node, add_to_consolidated, create_groups, missing_ancestors, read_doc};
 use super::record::{ArrayPlanRecord, DirId};
 use super::{ArrayCommit, ArrayMode, Hierarchy, HIERARCHY_LOCK};
 use crate::error::{Error, Result};
@@ -84,9 +84,9 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
     if !is_ours(record, target)? {
         if let Some(doc) = read_doc(storage, &record.path)? {
             return Err(exists(format!(
-                "a {} was created there after the plan; nothing was published (the plan's data stays until gc): \
+                "{} was created there after the plan; nothing was published (the plan's data stays until gc): \
                  remove that node and commit again, or plan another path",
-                node_type(&doc)
+                a_node(&doc)
             )));
         }
         if h.durable() {

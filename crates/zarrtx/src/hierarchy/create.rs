@@ -2,7 +2,7 @@
 //! the plan's staging directory, then record `plan.json` (create-if-absent, last).
 
 use super::array_spec::level_of;
-use super::nodes::{missing_ancestors, node_path, node_type, read_doc};
+use super::nodes::{a_node, missing_ancestors, node_path, node_type, read_doc};
 use super::record::{ArrayPlanRecord, DirId, ARRAY_PLAN_KIND};
 use super::{ArrayMode, ArrayPlanInfo, ArrayTarget, Hierarchy};
 use crate::error::{Error, Result};
@@ -30,8 +30,8 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
                     hierarchy: h.root().to_path_buf(),
                     path,
                     reason: format!(
-                        "a {} is there: choose another path, or write into an existing array with ArrayTarget::Fill",
-                        node_type(doc)
+                        "{} is there: choose another path, or write into an existing array with ArrayTarget::Fill",
+                        a_node(doc)
                     ),
                 });
             }
@@ -49,7 +49,7 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
             Some(doc) => {
                 return Err(Error::InvalidPlan {
                     name: path,
-                    reason: format!("it is a {}, not an array: fill an array", node_type(&doc)),
+                    reason: format!("it is {}, not an array: fill an array", a_node(&doc)),
                 })
             }
             None => {

@@ -153,8 +153,11 @@ impl Hierarchy {
         let root = path.as_ref().to_path_buf();
         let not = |reason: &str| Error::NotAHierarchy { path: root.clone(), reason: reason.into() };
         if !root.is_dir() {
-            if root.exists() || !options.create || options.read_only {
-                return Err(not("it is not a directory (pass create to make a new hierarchy)"));
+            if root.exists() {
+                return Err(not("it is a file, not a directory"));
+            }
+            if !options.create || options.read_only {
+                return Err(not("it does not exist (pass create to make a new hierarchy)"));
             }
             std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         }

@@ -58,6 +58,15 @@ pub(crate) fn node_type(doc: &Value) -> &str {
     doc.get("node_type").and_then(Value::as_str).unwrap_or("unknown")
 }
 
+/// The node's kind with its article, for messages: "an array", "a group".
+pub(crate) fn a_node(doc: &Value) -> String {
+    match node_type(doc) {
+        "array" => "an array".into(),
+        "group" => "a group".into(),
+        other => format!("a node of type '{other}'"),
+    }
+}
+
 /// The proper ancestors of `path`, nearest the root first (`a`, `a/b` for `a/b/c`).
 pub(crate) fn ancestors(path: &str) -> Vec<String> {
     let parts: Vec<&str> = path.split('/').collect();
@@ -76,7 +85,7 @@ pub(crate) fn missing_ancestors(storage: &dyn Storage, hierarchy: &Path, path: &
                 return Err(Error::NodeExists {
                     hierarchy: hierarchy.to_path_buf(),
                     path: path.to_string(),
-                    reason: format!("its ancestor '{a}' is a {}, which cannot hold other nodes", node_type(&doc)),
+                    reason: format!("its ancestor '{a}' is {}, which cannot hold other nodes", a_node(&doc)),
                 })
             }
         }

@@ -1,0 +1,123 @@
+//! Helpers shared by the plan tests: running the real `zarrtx` binary (to completion, or spawned to run alongside
+//! others), writing and reading `.npy` files, and snapshotting a directory's files.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+/// Command-line arguments of any string-like type.
+pub type Args<'a> = [&'a dyn AsRef<OsStr>];
+
+/// The `zarrtx` binary under test, without the environment that changes its behaviour.
+pub fn zarrtx() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zarrtx"));
+    c.env_remove("ZARRTX_WRITER_LABEL").env_remove("ZARRTX_STREAM_THRESHOLD_BYTES");
+    c
+}
+
+/// Runs `zarrtx args`; returns the exit code, stdout and stderr.
+pub fn run(args: &Args) -> (i32, String, String) {
+    let out: Output = zarrtx().args(args.iter().map(|a| a.as_ref())).output().expect("the zarrtx binary runs");
+    (
+        out.status.code().expect("exited normally, not by a signal"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `zarrtx args`, which must succeed; returns its stdout.
+pub fn ok(args: &Args) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "zarrtx {:?} failed:\n{out}\n{err}", args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+    out
+}
+
+/// Runs `zarrtx args`, which must succeed printing JSON; returns it parsed.
+pub fn json(args: &Args) -> Value {
+    let out = ok(args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+/// Runs `zarrtx args`, which must fail with exit code `code` and an `error:` message (no panic); returns stderr.
+pub fn fails(code: i32, args: &Args) -> String {
+    let (got, out, err) = run(args);
+    assert_eq!(got, code, "expected exit {code}, got {got}:\nstdout: {out}\nstderr: {err}");
+    assert!(err.starts_with("error:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// Starts `zarrtx args` without waiting for it, its output captured.
+pub fn spawn(args: &Args) -> Child {
+    zarrtx()
+        .args(args.iter().map(|a| a.as_ref()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the zarrtx binary starts")
+}
+
+/// `n` varied uint16 values, rarely 0.
+pub fn values(n: usize) -> Vec<u16> {
+    (0..n).map(|i| ((i * 2654435761) % 65521) as u16 | 1).collect()
+}
+
+/// The header of a version 1.0 `.npy` file holding a C-order array of numpy type `descr` (e.g. `<u2`) and `shape`,
+/// padded so the data starts on a 64-byte boundary.
+pub fn npy_header(descr: &str, shape: &[u64]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (dict.len() + 11) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut header = b"\x93NUMPY\x01\x00".to_vec();
+    header.extend(u16::try_from(dict.len()).expect("a short header").to_le_bytes());
+    header.extend(dict.as_bytes());
+    header
+}
+
+/// Writes a C-order `.npy` file of numpy type `descr` and `shape` whose data is `data` (already in that type's
+/// little-endian bytes).
+pub fn write_npy_bytes(path: &Path, descr: &str, shape: &[u64], data: &[u8]) {
+    let mut file = File::create(path).unwrap();
+    file.write_all(&npy_header(descr, shape)).unwrap();
+    file.write_all(data).unwrap();
+}
+
+/// Writes a C-order uint16 `.npy` file.
+pub fn write_npy(path: &Path, shape: &[u64], data: &[u16]) {
+    assert_eq!(shape.iter().product::<u64>(), data.len() as u64, "the data fills the shape");
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy_bytes(path, "<u2", shape, &bytes);
+}
+
+/// Reads a uint16 `.npy` file: its shape and values.
+pub fn read_npy(path: &Path) -> (Vec<u64>, Vec<u16>) {
+    let npy = npyz::NpyFile::new(File::open(path).unwrap()).unwrap();
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec().unwrap())
+}
+
+/// Every file under `dir`, by relative path, with its contents.
+pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(p.strip_prefix(base).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
