@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use std::path::PathBuf;
 use std::time::Duration;
 use zarrtx::{
-    ArrayCommit, ArrayMode, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy, HierarchyOptions,
+    ArrayCommit, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy, HierarchyOptions,
 };
 
 /// A handle on one Zarr v3 hierarchy.
@@ -20,18 +20,11 @@ pub struct PyHierarchy {
     path: String,
 }
 
-fn mode_name(mode: ArrayMode) -> &'static str {
-    match mode {
-        ArrayMode::Create => "create",
-        ArrayMode::Fill => "fill",
-    }
-}
-
 fn plan_to_py<'py>(py: Python<'py>, plan: &ArrayPlanInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("plan_id", &plan.plan_id)?;
     d.set_item("path", &plan.path)?;
-    d.set_item("mode", mode_name(plan.mode))?;
+    d.set_item("mode", plan.mode.as_str())?;
     d.set_item("shape", &plan.shape)?;
     d.set_item("dtype", plan.data_type.zarr_name())?;
     d.set_item("write_unit", &plan.write_unit)?;
@@ -43,7 +36,7 @@ fn plan_to_py<'py>(py: Python<'py>, plan: &ArrayPlanInfo) -> PyResult<Bound<'py,
 fn commit_to_py<'py>(py: Python<'py>, c: &ArrayCommit) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("path", &c.path)?;
-    d.set_item("mode", mode_name(c.mode))?;
+    d.set_item("mode", c.mode.as_str())?;
     d.set_item("kept_files", c.kept_files)?;
     d.set_item("consolidated", c.consolidated)?;
     d.set_item("committed_ms", c.committed_ms)?;

@@ -106,19 +106,12 @@ pub fn chunk_shape(info: &ArrayPlanInfo) -> Vec<u64> {
     inner.unwrap_or_else(|| info.write_unit.clone())
 }
 
-fn mode_name(mode: ArrayMode) -> &'static str {
-    match mode {
-        ArrayMode::Create => "create",
-        ArrayMode::Fill => "fill",
-    }
-}
-
 /// An array plan as JSON (what `array-plan --json` prints; `plans --json` adds where it stands).
 pub fn plan_json(info: &ArrayPlanInfo) -> Value {
     json!({
         "plan_id": info.plan_id,
         "path": info.path,
-        "mode": mode_name(info.mode),
+        "mode": info.mode.as_str(),
         "shape": info.shape,
         "dtype": info.data_type.zarr_name(),
         "chunks": chunk_shape(info),
@@ -132,7 +125,7 @@ pub fn plan_json(info: &ArrayPlanInfo) -> Value {
 }
 
 fn commit_json(c: &ArrayCommit) -> Value {
-    json!({"mode": mode_name(c.mode), "kept_files": c.kept_files, "consolidated": c.consolidated,
+    json!({"mode": c.mode.as_str(), "kept_files": c.kept_files, "consolidated": c.consolidated,
            "committed_ms": c.committed_ms})
 }
 
@@ -189,7 +182,7 @@ pub fn run_array_plan(args: ArrayPlanArgs, single_writer: bool) -> CliResult<i32
     let mut out = format!(
         "plan {} to {} array {}: shape {}, {}, chunks {}, {} parts of whole write units {}\n",
         info.plan_id,
-        mode_name(info.mode),
+        info.mode.as_str(),
         info.path,
         shape_text(&info.shape),
         info.data_type.zarr_name(),
@@ -222,7 +215,7 @@ pub fn commit(h: &Hierarchy, args: &CommitPlanArgs) -> CliResult<i32> {
         emit_json(&json!({
             "plan_id": plan.plan_id,
             "path": c.path,
-            "mode": mode_name(c.mode),
+            "mode": c.mode.as_str(),
             "already_committed": already,
             "kept_files": c.kept_files,
             "consolidated": c.consolidated,
@@ -233,7 +226,7 @@ pub fn commit(h: &Hierarchy, args: &CommitPlanArgs) -> CliResult<i32> {
             "plan {} was already committed: array {} ({}) at {}; nothing to do",
             plan.plan_id,
             c.path,
-            mode_name(c.mode),
+            c.mode.as_str(),
             iso_time(c.committed_ms)
         ));
     } else {
@@ -271,7 +264,7 @@ pub fn run_plans(h: &Hierarchy, plan_id: Option<&str>, json: bool) -> CliResult<
                 "{}  array {} ({})  {}/{} parts done  {}  (created {} by {})",
                 p.plan.plan_id,
                 p.plan.path,
-                mode_name(p.plan.mode),
+                p.plan.mode.as_str(),
                 p.done.len(),
                 p.plan.parts.len(),
                 state_text(p, committed),

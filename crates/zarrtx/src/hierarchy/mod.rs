@@ -70,6 +70,16 @@ pub enum ArrayMode {
     Fill,
 }
 
+impl ArrayMode {
+    /// `"create"` or `"fill"`, as recorded in `plan.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArrayMode::Create => "create",
+            ArrayMode::Fill => "fill",
+        }
+    }
+}
+
 /// An array plan, as created.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArrayPlanInfo {

@@ -10,13 +10,12 @@ use super::array_meta::array_json;
 use super::durable::{sync_files, sync_tree};
 use super::level_writer::LevelWriter;
 use super::levels::{axis_factors, plan_levels, pyramid_factors, LevelPlan};
-use super::pixel::with_bytes;
 use super::pyramid::write_level_from_disk;
 use super::region::Region;
 use super::stream::PendingCells;
 use super::write::{check_block, level_bytes, split_memory_limit, write_metadata};
 use super::zarr_io::{store, write_json};
-use super::{DataType, RasterBlock, RasterSpec};
+use super::{DataType, RasterArray, RasterBlock, RasterSpec};
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
@@ -154,14 +153,28 @@ impl StagedLevel {
         let part_region = to_region(region);
         progress.set_total(part_region.num_elements() * self.dtype.size() as u64);
         let pending = PendingCells::new(pending_budget);
-        for block in blocks {
-            let block = block?;
-            let r = check_block(&self.label, &self.level.shape, self.dtype, &block)?;
-            if r.num_elements() == 0 {
-                continue;
+        let checked = blocks.into_iter().filter_map(|block| {
+            let checked = block.and_then(|b| self.check_part_block(part, region, &part_region, b));
+            match checked {
+                Ok((r, _)) if r.num_elements() == 0 => None,
+                other => Some(other),
             }
-            if r.intersect(&part_region).as_ref() != Some(&r) {
-                return Err(Error::InvalidElement {
+        });
+        pending.write_stream(&w, checked)
+    }
+
+    /// Checks one block of part `part` (whose region is `region`): its type and shape, and that it lies inside the
+    /// part.
+    fn check_part_block(
+        &self,
+        part: usize,
+        region: &[Range<u64>],
+        part_region: &Region,
+        block: RasterBlock,
+    ) -> Result<(Region, RasterArray)> {
+        let r = check_block(&self.label, &self.level.shape, self.dtype, &block)?;
+        if r.num_elements() > 0 && r.intersect(part_region).as_ref() != Some(&r) {
+            return Err(Error::InvalidElement {
                     name: self.label.to_string(),
                     reason: format!(
                         "a block at offset {:?} with shape {:?} lies outside part {part} of the write plan, whose \
@@ -169,11 +182,9 @@ impl StagedLevel {
                          that no two writers write the same chunks",
                         r.start, r.size
                     ),
-                });
-            }
-            with_bytes(&block.data, |b| pending.write_block(&w, &r, b))?;
+            });
         }
-        pending.finish(&w)
+        Ok((r, block.data))
     }
 
     /// The chunk (or shard) files of level 0 whose grid cells lie in `region`, whether they exist or not.

@@ -5,10 +5,15 @@
 //! read-modify-write. If the cells waiting for completion exceed the budget (half the write's memory limit,
 //! [`PENDING_BUDGET`] by default), the oldest are stored as they are (uncovered parts at the fill value) and their
 //! remaining parts later go through read-modify-write. The budget is enforced as cells are opened, not only between
-//! blocks, so a wide block touching many partial cells cannot grow memory past it.
+//! blocks, so a wide block touching many partial cells cannot grow memory past it. Every stored cell is remembered,
+//! so blocks that overlap earlier ones are applied in stream order (the later wins) by read-modify-write.
+//! Consecutive whole-cell blocks are gathered and encoded in parallel ([`PendingCells::write_stream`]).
 
 use super::level_writer::LevelWriter;
+use super::parallel::{limit_within, try_for_each_limited};
+use super::pixel::with_bytes;
 use super::region::Region;
+use super::RasterArray;
 use crate::error::Result;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +33,7 @@ struct Pending {
 pub(crate) struct PendingCells {
     budget: u64,
     pending: Mutex<HashMap<Vec<u64>, Pending>>,
+    /// Cells already stored (complete, or flushed early under the budget): later blocks update them in place.
     flushed: Mutex<HashSet<Vec<u64>>>,
     bytes: AtomicU64,
     /// The most `bytes` ever held (for tests of the bound).
@@ -60,12 +66,22 @@ impl PendingCells {
         self.flushed.lock().map(|s| s.contains(idx)).unwrap_or(false)
     }
 
+    /// Remembers that cell `idx` is stored: a later block touching it (blocks may overlap) updates it by
+    /// read-modify-write instead of starting it again from the fill value.
+    fn mark_stored(&self, idx: &[u64]) {
+        if let Ok(mut f) = self.flushed.lock() {
+            f.insert(idx.to_vec());
+        }
+    }
+
     /// Writes one block (`data` in C order at `region`) through `w`.
     pub fn write_block(&self, w: &LevelWriter<'_>, region: &Region, data: &[u8]) -> Result<()> {
         let opts = w.opts();
         w.for_each_cell(region, |idx, bounded, overlap| {
             if self.is_flushed(idx) || (overlap == bounded && !self.is_pending(idx)) {
-                return w.write_cell(idx, bounded, overlap, region, data, &opts);
+                w.write_cell(idx, bounded, overlap, region, data, &opts)?;
+                self.mark_stored(idx);
+                return Ok(());
             }
             let mut p = match self.take(idx) {
                 Some(p) => p,
@@ -82,7 +98,9 @@ impl PendingCells {
             w.advance(n * w.esize() as u64);
             if p.covered >= bounded.num_elements() {
                 self.bytes.fetch_sub(p.buf.len() as u64, Ordering::Relaxed);
-                w.store_cell(idx, p.buf, &opts)
+                w.store_cell(idx, p.buf, &opts)?;
+                self.mark_stored(idx);
+                Ok(())
             } else {
                 if let Ok(mut m) = self.pending.lock() {
                     m.insert(idx.to_vec(), p);
@@ -91,6 +109,63 @@ impl PendingCells {
             }
         })?;
         self.enforce_budget(w)
+    }
+
+    /// Writes a stream of blocks (`(region, data)`, validated by the caller) through `w`, then [`Self::finish`].
+    ///
+    /// A block of fewer cells than there are threads that covers whole cells only — none of them pending or
+    /// stored, none covered by a block already gathered — is gathered with the following such blocks (up to four per
+    /// thread, and at most half the writer's in-flight budget), and the gathered blocks are encoded in parallel: a
+    /// stream of chunk-sized blocks would otherwise encode one chunk at a time. Any other block first writes what
+    /// was gathered, then itself (its cells in parallel), so that blocks are applied in stream order wherever their
+    /// cells meet. A gathered block waits at most until the next block arrives or the stream ends.
+    pub fn write_stream(
+        &self,
+        w: &LevelWriter<'_>,
+        blocks: impl Iterator<Item = Result<(Region, RasterArray)>>,
+    ) -> Result<()> {
+        let byte_budget = (w.in_flight_budget() / 2).max(1);
+        let threads = rayon::current_num_threads().max(1);
+        let count_budget = 4 * threads;
+        let mut gathered: Vec<(Region, RasterArray)> = Vec::new();
+        let mut claimed: HashSet<Vec<u64>> = HashSet::new();
+        let mut held = 0u64;
+        for block in blocks {
+            let (region, data) = block?;
+            let cells = w.cells(&region);
+            let whole = cells.iter().all(|idx| {
+                let bounded = w.cell_region(idx);
+                bounded.intersect(&region).as_ref() == Some(&bounded)
+                    && !self.is_pending(idx)
+                    && !self.is_flushed(idx)
+                    && !claimed.contains(idx)
+            });
+            if !whole || cells.len() >= threads {
+                // Shared cells need stream order; a block of many cells is encoded in parallel on its own.
+                self.write_gathered(w, &mut gathered)?;
+                claimed.clear();
+                held = 0;
+                with_bytes(&data, |b| self.write_block(w, &region, b))?;
+                continue;
+            }
+            held += region.num_elements() * w.esize() as u64;
+            claimed.extend(cells);
+            gathered.push((region, data));
+            if held >= byte_budget || gathered.len() >= count_budget {
+                self.write_gathered(w, &mut gathered)?;
+                claimed.clear();
+                held = 0;
+            }
+        }
+        self.write_gathered(w, &mut gathered)?;
+        self.finish(w)
+    }
+
+    /// Encodes and stores the gathered whole-cell blocks of [`Self::write_stream`] in parallel, and empties them.
+    fn write_gathered(&self, w: &LevelWriter<'_>, gathered: &mut Vec<(Region, RasterArray)>) -> Result<()> {
+        let blocks = std::mem::take(gathered);
+        let limit = limit_within(w.in_flight_budget() / 2, 2 * w.cell_bytes());
+        try_for_each_limited(&blocks, limit, |(region, data)| with_bytes(data, |b| self.write_block(w, region, b)))
     }
 
     /// Stores the oldest pending cells while they use more than the budget.
@@ -105,9 +180,7 @@ impl PendingCells {
             let Some((idx, p)) = oldest else { return Ok(()) };
             self.bytes.fetch_sub(p.buf.len() as u64, Ordering::Relaxed);
             w.store_cell(&idx, p.buf, &opts)?;
-            if let Ok(mut f) = self.flushed.lock() {
-                f.insert(idx);
-            }
+            self.mark_stored(&idx);
         }
         Ok(())
     }
@@ -198,5 +271,41 @@ mod tests {
             let back = read_region(dir, &name, 0, None).unwrap();
             assert_eq!(back, RasterArray::U16(ArrayD::from_shape_vec(IxDyn(&[10, 9]), full.clone()).unwrap()), "budget {budget}");
         }
+    }
+
+    /// A stream mixing whole-chunk blocks (gathered and encoded in parallel), partial blocks and blocks that
+    /// overlap earlier ones: the result is what writing the blocks one by one in stream order gives.
+    #[test]
+    fn gathered_blocks_keep_stream_order_where_blocks_meet() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let name = ElementName::new("lab").unwrap();
+        let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
+        spec.chunk_shape = Some(vec![4, 4]);
+        let (h, w_) = (16usize, 16usize);
+        let plan = &plan_levels(&spec, &[h as u64, w_ as u64])[0];
+        let w = LevelWriter::new(dir, store(dir, &name).unwrap(), plan, DataType::U16, &Compression::Zstd { level: 0 }, &spec.dims, &name, &NoProgress).unwrap();
+        let mut want = ArrayD::<u16>::zeros(IxDyn(&[h, w_]));
+        let mut blocks = Vec::new();
+        let mut add = |r0: usize, c0: usize, rows: usize, cols: usize, salt: u16| {
+            let data = ArrayD::from_shape_fn(IxDyn(&[rows, cols]), |ix| (ix[0] * 31 + ix[1] * 7) as u16 + salt);
+            want.slice_mut(ndarray::s![r0..r0 + rows, c0..c0 + cols]).assign(&data);
+            blocks.push(Ok((Region::new(vec![r0 as u64, c0 as u64], vec![rows as u64, cols as u64]), RasterArray::U16(data))));
+        };
+        for (i, (r, c)) in [(0, 0), (0, 4), (0, 8), (0, 12), (4, 0), (4, 4)].into_iter().enumerate() {
+            add(r, c, 4, 4, i as u16 + 1); // whole chunks: gathered
+        }
+        add(2, 2, 4, 4, 100); // overlaps four earlier whole chunks: written after them
+        add(4, 8, 4, 8, 200); // two whole chunks
+        add(4, 10, 4, 4, 300); // overlaps the block just before (same cells): applied after it
+        add(8, 0, 3, 16, 400); // partial rows
+        add(11, 0, 5, 16, 500); // completes them, and whole chunks below
+        add(12, 4, 4, 4, 600); // a whole chunk over one already written
+        let pending = PendingCells::new(u64::MAX);
+        pending.write_stream(&w, blocks.into_iter()).unwrap();
+        crate::raster::zarr_io::write_json(&dir.join("s0/zarr.json"), w.json()).unwrap();
+        let group = serde_json::json!({"attributes": {"ome": {"multiscales": [{"datasets": [{"path": "s0"}]}]}}});
+        crate::raster::zarr_io::write_json(&dir.join("zarr.json"), &group).unwrap();
+        assert_eq!(read_region(dir, &name, 0, None).unwrap(), RasterArray::U16(want));
     }
 }

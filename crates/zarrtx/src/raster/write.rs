@@ -117,14 +117,14 @@ pub fn write_element_with(
         RasterSource::Blocks { blocks, .. } => {
             let Some(w0) = from_source.first() else { return Ok(NodeTree::new()) };
             let pending = PendingCells::new(pending_budget);
-            for block in blocks {
-                let block = block?;
-                let region = check_block(name, &shape, dtype, &block)?;
-                if region.num_elements() > 0 {
-                    with_bytes(&block.data, |b| pending.write_block(w0, &region, b))?;
+            let checked = blocks.into_iter().filter_map(|block| {
+                let region = block.and_then(|b| check_block(name, &shape, dtype, &b).map(|r| (r, b.data)));
+                match region {
+                    Ok((r, _)) if r.num_elements() == 0 => None,
+                    other => Some(other),
                 }
-            }
-            pending.finish(w0)?;
+            });
+            pending.write_stream(w0, checked)?;
             for (pair, &f) in from_source.windows(2).zip(factors) {
                 let f = axis_factors(&spec.dims, f);
                 write_level_from_disk(pair[0].array(), &pair[1], &f, spec.kind, dtype, name, dir)?;
