@@ -194,10 +194,12 @@ class Store:
         shards: list[int] | None = None,
         compression: Literal["zstd", "none", "blosc-lz4", "blosc-zstd"] = "zstd",
         compression_level: int = 0,
+        overwrite: bool = False,
     ) -> dict[str, Any]:
         """{"plan_id", "name", "type", "dims", "shape", "dtype", "write_unit", "parts": [[(start, stop), ...], ...],
-        "created_version"}. parts: a count (split on write-unit boundaries) or explicit aligned, disjoint regions
-        (overlaps raise InvalidElement). The element stays invisible until commit_plan."""
+        "created_version", "overwrite"}. parts: a count (split on write-unit boundaries) or explicit aligned,
+        disjoint regions (overlaps raise InvalidElement). The element stays invisible until commit_plan; with
+        overwrite, the commit replaces the element of the same name atomically."""
     def write_part(
         self,
         plan_id: str,

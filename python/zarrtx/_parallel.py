@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ElementExists, InvalidElement
+from .errors import InvalidElement
 
 __all__ = [
     "PlanSource",
@@ -336,21 +336,14 @@ def create_plan(
     """Checks the name and creates the plan (``parts=None``: ``choose_parts``). ``spec``: channel_names,
     transformations, scale_factors, chunks, shards, compression, compression_level."""
     h = store._handle()
-    if overwrite:
-        taken = {n.lower(): n for n, _ in h.elements()}
-        if str(name).lower() in taken:
-            raise ElementExists(
-                f"'{taken[str(name).lower()]}' is in the store and overwrite=True cannot be honoured by a parallel "
-                "write: the engine's write plans commit an add, never an atomic replacement. Nothing was written. "
-                "Replace it with a single writer (store.add(name, element, overwrite=True) without n_jobs / "
-                "executor, still atomic), or write the new data under another name and delete the old element"
-            )
     spec = {k: v for k, v in spec.items() if v is not None}
     if parts is None:
         unit = write_unit(dims, shape, spec.get("chunks"), spec.get("shards"))
         parts = choose_parts(shape, unit, np.dtype(dtype).itemsize, workers)
     return dict(
-        h.create_plan(name, kind, list(dims), shape=[int(s) for s in shape], dtype=dtype, parts=parts, **spec)
+        h.create_plan(
+            name, kind, list(dims), shape=[int(s) for s in shape], dtype=dtype, parts=parts, overwrite=overwrite, **spec
+        )
     )
 
 

@@ -170,10 +170,9 @@ class Store(EngineHandle):
         :func:`zarrtx.dask.store` with ``scale_factors``: the levels are then computed by zarrtx at the commit
         (mean for images, mode for labels), which can differ slightly from spatialdata's own downsampling.
 
-        ``overwrite=True`` with ``n_jobs`` / ``executor``: the engine's write plans commit an add, never an
-        atomic replacement, so an existing element of that name raises :class:`zarrtx.ElementExists` before
-        anything is written (replace it with a single writer, which is atomic). Points, shapes and tables are
-        always written by the calling process; ``n_jobs`` / ``executor`` are ignored for them.
+        ``overwrite=True`` with ``n_jobs`` / ``executor`` replaces an existing element at the plan's commit, as
+        atomically as a single writer does. Points, shapes and tables are always written by the calling process;
+        ``n_jobs`` / ``executor`` are ignored for them.
         """
         kind = _classify(name, element)
         h = self._handle()

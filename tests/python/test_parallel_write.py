@@ -218,9 +218,6 @@ def test_bad_arguments_and_overwrite(zt, tmp_path):
     for kwargs in ({"n_jobs": 0}, {"n_jobs": "4"}, {"executor": "gpu"}, {"executor": 4}):
         with pytest.raises(zt.InvalidElement):
             store.add("other", parse_image(img), **kwargs)
-    # a write plan commits an add: replacing an existing element in parallel is refused, before anything is written
-    with pytest.raises(zt.ElementExists, match="overwrite=True cannot be honoured"):
-        store.add("IMG", parse_image(img[::-1].copy(), chunks=(2, 256, 256)), overwrite=True, n_jobs=2)
     with pytest.raises(zt.ElementExists):
         store.add("img", parse_image(img, chunks=(2, 256, 256)), n_jobs=2)
     assert store_fingerprint(store, path) == before
@@ -228,6 +225,24 @@ def test_bad_arguments_and_overwrite(zt, tmp_path):
     # overwrite=True for a new name is an ordinary add
     store.add("img2", parse_image(img, chunks=(2, 256, 256)), overwrite=True, n_jobs=2)
     assert_same_element(path, "img", "img2", expected=img)
+
+
+def test_parallel_overwrite_replaces_the_element_atomically(zt, tmp_path):
+    path = tmp_path / "s.zarr"
+    store = zt.open(path)
+    old = image_array((2, 600, 600), seed=3)
+    new = image_array((2, 600, 600), seed=4)
+    store.add("img", parse_image(old, chunks=(2, 256, 256)))
+    before = store.version
+    lazy = store.read_element("img")  # a lazy read pinned to the old version
+    # the name is matched case-insensitively, as for every add: "IMG" replaces "img"
+    version = store.add("IMG", parse_image(new, chunks=(2, 256, 256)), overwrite=True, n_jobs=2, executor="processes")
+    assert version == before + 1
+    assert store.elements() == {"IMG": "images"}
+    np.testing.assert_array_equal(store.read_element("IMG").data.compute(), new)
+    np.testing.assert_array_equal(lazy.data.compute(), old)
+    store.add("ref", parse_image(new, chunks=(2, 256, 256)))
+    assert_same_element(path, "ref", "IMG", expected=new)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -207,3 +207,41 @@ fn bad_plans_and_inputs_exit_2_naming_the_element() {
     let err = fails(2, &[&"write-plan", &f.store, &"TAKEN", &"--shape", &"2,100,80", &"--dtype", &"uint16", &"--dims", &"c,y,x", &"--parts", &"2"]);
     assert!(err.contains("already exists"), "{err}");
 }
+
+#[test]
+fn write_plan_overwrite_replaces_the_element_at_commit() {
+    let f = Fixture::new();
+    let (old, new) = (f.path("old.npy"), f.path("new.npy"));
+    write_npy(&old, &[1, 300, 200], &vec![7u16; 300 * 200]);
+    write_npy(&new, &[1, 300, 200], &values(300 * 200));
+    ok(&[&"add-image", &f.store, &"img", &old, &"--chunks", &"1,100,100"]);
+    let plan_args = |overwrite: bool| {
+        let mut args: Vec<String> = ["write-plan", f.store.to_str().unwrap(), "IMG", "--shape", "1,300,200", "--dtype",
+            "uint16", "--dims", "c,y,x", "--parts", "3", "--chunks", "1,100,100", "--json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if overwrite {
+            args.push("--overwrite".into());
+        }
+        args
+    };
+    fn refs(a: &[String]) -> Vec<&dyn AsRef<std::ffi::OsStr>> {
+        a.iter().map(|s| s as &dyn AsRef<std::ffi::OsStr>).collect()
+    }
+    let err = fails(2, &refs(&plan_args(false)));
+    assert!(err.contains("already exists") && err.contains("img"), "{err}");
+    let plan = json(&refs(&plan_args(true)));
+    assert_eq!(plan["overwrite"], true);
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    for p in 0..3 {
+        ok(&[&"write-part", &f.store, &id, &p.to_string(), &"--input", &new]);
+    }
+    let back = f.path("back.npy");
+    ok(&[&"read", &f.store, &"img", &back]);
+    assert_eq!(read_npy(&back).1, vec![7u16; 300 * 200], "the old element until the commit");
+    ok(&[&"commit-plan", &f.store, &id]);
+    assert_eq!(f.element_names(), vec!["IMG".to_string()]);
+    ok(&[&"read", &f.store, &"IMG", &back]);
+    assert_eq!(read_npy(&back), (vec![1, 300, 200], values(300 * 200)));
+}

@@ -38,6 +38,7 @@ pub fn plan_to_py<'py>(py: Python<'py>, plan: &PlanInfo) -> PyResult<Bound<'py, 
     d.set_item("write_unit", &plan.write_unit)?;
     d.set_item("parts", plan.parts.iter().map(|p| ranges_to_py(p)).collect::<Vec<_>>())?;
     d.set_item("created_version", plan.created_version)?;
+    d.set_item("overwrite", plan.overwrite)?;
     Ok(d)
 }
 
@@ -63,7 +64,7 @@ pub fn outcome_to_py<'py>(py: Python<'py>, outcome: &PartOutcome) -> PyResult<Bo
     Ok(d)
 }
 
-/// Creates a plan.
+/// Creates a plan (`overwrite`: its commit replaces the element of the same name).
 pub fn create(
     py: Python<'_>,
     store: &Store,
@@ -72,10 +73,18 @@ pub fn create(
     shape: Vec<u64>,
     dtype: &str,
     parts: &Bound<'_, PyAny>,
+    overwrite: bool,
 ) -> PyResult<PlanInfo> {
     let data_type = crate::raster_input::parse_dtype(name, dtype)?;
     let layout = layout_from_py(parts, name)?;
-    crate::pool::detach(py, || store.create_plan(name, spec, &shape, data_type, layout)).py()
+    crate::pool::detach(py, || {
+        if overwrite {
+            store.create_plan_replacing(name, spec, &shape, data_type, layout)
+        } else {
+            store.create_plan(name, spec, &shape, data_type, layout)
+        }
+    })
+    .py()
 }
 
 /// Writes one part of an element plan from a numpy array covering exactly the part's region, or from

@@ -272,8 +272,10 @@ impl PyStore {
     }
 
     /// Creates a write plan for one raster element written part by part (by processes or nodes); returns the plan.
+    /// With `overwrite`, its commit replaces the element of the same name atomically.
     #[pyo3(signature = (name, kind, dims, *, shape, dtype, parts, channel_names = None, transformations = None,
-        scale_factors = None, chunks = None, shards = None, compression = "zstd", compression_level = 0))]
+        scale_factors = None, chunks = None, shards = None, compression = "zstd", compression_level = 0,
+        overwrite = false))]
     #[allow(clippy::too_many_arguments)]
     fn create_plan<'py>(
         &self,
@@ -291,6 +293,7 @@ impl PyStore {
         shards: Option<Vec<u64>>,
         compression: &str,
         compression_level: i32,
+        overwrite: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let spec = build_spec(
             name,
@@ -307,7 +310,7 @@ impl PyStore {
                 compression_level,
             },
         )?;
-        let plan = crate::py_plan::create(py, &self.store, name, &spec, shape, dtype, &parts)?;
+        let plan = crate::py_plan::create(py, &self.store, name, &spec, shape, dtype, &parts, overwrite)?;
         crate::py_plan::plan_to_py(py, &plan)
     }
 

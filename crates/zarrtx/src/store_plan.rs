@@ -25,7 +25,22 @@ impl Store {
         data_type: DataType,
         parts: PartLayout,
     ) -> Result<PlanInfo> {
-        plan::create(self, name, spec, shape, data_type, parts)
+        plan::create(self, name, spec, shape, data_type, parts, false)
+    }
+
+    /// [`Store::create_plan`] for an element that replaces the element of the same name, if there is one, when the
+    /// plan is committed — atomically, as [`Store::add_raster`] with `overwrite` does: readers see the old element
+    /// until the commit and the new one after; snapshots pinned to older versions keep reading the old data until
+    /// `gc`. The name is not checked against existing elements.
+    pub fn create_plan_replacing(
+        &self,
+        name: &str,
+        spec: &RasterSpec,
+        shape: &[u64],
+        data_type: DataType,
+        parts: PartLayout,
+    ) -> Result<PlanInfo> {
+        plan::create(self, name, spec, shape, data_type, parts, true)
     }
 
     /// Writes part `part` of plan `plan_id` from `blocks` (any shape, aligned to chunks or not, each inside the

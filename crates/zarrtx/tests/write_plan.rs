@@ -563,3 +563,33 @@ fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+#[test]
+fn a_replacing_plan_swaps_the_element_atomically_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s.zarr");
+    let store = open(&root);
+    let shape = [2u64, 96, 80];
+    let spec = image_spec(&[2, 32, 32], None);
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let old = RasterArray::U16(ArrayD::from_elem(IxDyn(&dims), 7u16));
+    store.add_raster(NAME, &spec, RasterSource::InMemory(old.clone()), &AddOptions::default()).unwrap();
+    let before = store.version().unwrap();
+    assert!(matches!(
+        store.create_plan(NAME, &spec, &shape, DataType::U16, PartLayout::Count(3)),
+        Err(Error::ElementExists { .. })
+    ));
+    let info = store.create_plan_replacing(NAME, &spec, &shape, DataType::U16, PartLayout::Count(3)).unwrap();
+    assert!(info.overwrite);
+    for part in 0..3 {
+        store.write_part(&info.plan_id, part, blocks_of(&info.parts[part], &[0, 23, 41], Duration::ZERO), &PlanOptions::default()).unwrap();
+    }
+    let read = |v: Option<u64>| store.snapshot(v).unwrap().read_raster(NAME, 0, None).unwrap();
+    assert_eq!(read(None), old, "readers see the old element until the commit");
+    let pinned = store.snapshot(None).unwrap();
+    let c = store.commit_plan(&info.plan_id).unwrap();
+    assert_eq!(c.version, before + 1);
+    assert_eq!(read(None), full(&shape), "the new element after the commit");
+    assert_eq!(pinned.read_raster(NAME, 0, None).unwrap(), old, "a snapshot pinned before keeps the old data");
+    assert_eq!(store.snapshot(None).unwrap().elements().len(), 1);
+}

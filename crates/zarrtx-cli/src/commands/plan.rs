@@ -57,6 +57,10 @@ pub struct WritePlanArgs {
     /// Coordinate transformation CS=SPEC (repeatable), as for add-image.
     #[arg(long = "transform", value_parser = parse_transform_arg, value_name = "CS=SPEC")]
     pub transforms: Vec<TransformArg>,
+    /// Replace the element of this name, if there is one, when the plan is committed (atomically: readers see the
+    /// old element until then).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -107,6 +111,7 @@ fn plan_json(info: &PlanInfo) -> Value {
         "parts": info.parts.iter().map(|p| region_json(p)).collect::<Vec<_>>(),
         "created_ms": info.created_ms,
         "created_version": info.created_version,
+        "overwrite": info.overwrite,
         "writer": writer_json(&info.writer),
     })
 }
@@ -152,7 +157,12 @@ pub fn run_write_plan(args: WritePlanArgs, single_writer: bool) -> CliResult<i32
     };
     spec.transformations = collect_transforms(&args.transforms, args.dims.axes())?;
     let store = open_write(&args.store, single_writer)?;
-    let info = store.create_plan(name.as_str(), &spec, &args.shape, args.dtype, PartLayout::Count(args.parts))?;
+    let layout = PartLayout::Count(args.parts);
+    let info = if args.overwrite {
+        store.create_plan_replacing(name.as_str(), &spec, &args.shape, args.dtype, layout)?
+    } else {
+        store.create_plan(name.as_str(), &spec, &args.shape, args.dtype, layout)?
+    };
     if args.json {
         emit_json(&plan_json(&info));
         return Ok(0);

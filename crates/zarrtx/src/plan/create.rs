@@ -22,6 +22,7 @@ pub(crate) fn create(
     shape: &[u64],
     dtype: DataType,
     parts: PartLayout,
+    overwrite: bool,
 ) -> Result<PlanInfo> {
     store.ensure_writable()?;
     let name = ElementName::new(name)?;
@@ -35,7 +36,9 @@ pub(crate) fn create(
         });
     }
     // Fail fast: nobody should write gigabytes for a name that is taken (re-checked at commit).
-    store.check_name_free(&name)?;
+    if !overwrite {
+        store.check_name_free(&name)?;
+    }
     let unit = write_unit(spec, shape);
     let parts = layout_parts(&name, &spec.dims, shape, &unit, parts)?;
     let element_type = match spec.kind {
@@ -59,6 +62,7 @@ pub(crate) fn create(
         created_ms: now_ms(),
         created_version: store.version()?,
         writer: WriterInfo::current(),
+        overwrite,
     };
     let base = layout::plan_key(&plan_id);
     let result = (|| -> Result<PutOutcome> {

@@ -87,12 +87,14 @@ pub(crate) fn commit(store: &Store, plan_id: &str, options: &PlanOptions<'_>) ->
             parts: record.parts.len(),
         });
     }
-    store.check_name_free(&record.name)?;
+    if !record.overwrite {
+        store.check_name_free(&record.name)?;
+    }
     let (dir, spec, dtype) = record.staged_array(store)?;
     let raster = StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype };
     let tree = raster.finish(options.progress, options.memory_limit, store.durable())?;
     let (txn, staged) = (&record.txn, &record.staging);
-    let info = store.commit_add(txn, &record.name, record.element_type, false, staged, tree, Vec::new())?;
+    let info = store.commit_add(txn, &record.name, record.element_type, record.overwrite, staged, tree, Vec::new())?;
     record_commit(storage, &id, &PlanCommit { version: info.version, txn: info.txn.clone(), committed_ms: now_ms() });
     Ok(info)
 }

@@ -85,6 +85,8 @@ pub struct PlanInfo {
     pub created_version: u64,
     /// Who created the plan.
     pub writer: WriterInfo,
+    /// Whether the commit replaces an element of the same name.
+    pub overwrite: bool,
 }
 
 impl PlanInfo {

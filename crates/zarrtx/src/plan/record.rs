@@ -157,6 +157,9 @@ pub(crate) struct PlanRecord {
     pub created_version: u64,
     /// Who created it.
     pub writer: WriterInfo,
+    /// Whether the commit replaces an element of the same name (atomically, as `add` with overwrite does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
 }
 
 impl PlanRecord {
@@ -228,6 +231,7 @@ impl PlanRecord {
             created_ms: self.created_ms,
             created_version: self.created_version,
             writer: self.writer.clone(),
+            overwrite: self.overwrite,
         })
     }
 }
