@@ -284,7 +284,7 @@ impl Hierarchy {
         }
         let (level, dtype) = array_spec::level_of(&record.path, &record.metadata)?;
         let label = crate::name::ElementName::label(&record.path);
-        Ok(StagedLevel { dir, label, level, json: record.metadata.clone(), dtype })
+        Ok(StagedLevel { dir, label, level, json: record.metadata.clone(), dtype, durable: self.durable })
     }
 
     /// The plan `plan_id` as created.

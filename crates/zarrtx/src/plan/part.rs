@@ -60,7 +60,7 @@ pub(crate) fn write(
     let ctx = PartContext { storage, durable: store.durable(), id: &id, subject: &subject, parts: &record.parts };
     let staged = || {
         let (dir, spec, dtype) = record.staged_array(store)?;
-        StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype }.level0_target()
+        StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype }.level0_target(store.durable())
     };
     run_part(&ctx, part, staged, blocks, options)
 }

@@ -72,11 +72,18 @@ impl StagedRaster<'_> {
         write_json(&self.dir.join(&plan.path).join("zarr.json"), &json)
     }
 
-    /// Level 0 of the staged tree, as the part writers see it.
-    pub fn level0_target(&self) -> Result<StagedLevel> {
+    /// Level 0 of the staged tree, as the part writers see it (`durable`: their files are fsynced when done).
+    pub fn level0_target(&self, durable: bool) -> Result<StagedLevel> {
         let plan = self.level0()?;
         let json = array_json(&plan, self.dtype, &self.spec.compression, &self.spec.dims);
-        Ok(StagedLevel { dir: self.dir.to_path_buf(), label: self.name.clone(), level: plan, json, dtype: self.dtype })
+        Ok(StagedLevel {
+            dir: self.dir.to_path_buf(),
+            label: self.name.clone(),
+            level: plan,
+            json,
+            dtype: self.dtype,
+            durable,
+        })
     }
 
     /// Computes the pyramid levels from level 0 on disk, level by level, reading the level above back in tiles
@@ -120,6 +127,8 @@ pub(crate) struct StagedLevel {
     pub json: serde_json::Value,
     /// Element type.
     pub dtype: DataType,
+    /// The parts' files are made durable when they are done: start writing them to disk early.
+    pub durable: bool,
 }
 
 impl StagedLevel {
@@ -128,6 +137,7 @@ impl StagedLevel {
         let (json, dtype) = (self.json.clone(), self.dtype);
         let mut w = LevelWriter::from_json(&self.dir, st, &self.level, json, dtype, &self.label, progress)?;
         w.set_in_flight_budget(in_flight);
+        w.set_early_writeback(self.durable);
         Ok(w)
     }
 

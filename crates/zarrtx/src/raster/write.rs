@@ -96,6 +96,7 @@ pub fn write_element_with(
         .map(|p| {
             let mut w = LevelWriter::new(dir, st.clone(), p, dtype, &spec.compression, &spec.dims, name, progress)?;
             w.set_in_flight_budget(in_flight);
+            w.set_early_writeback(options.durable);
             Ok(w)
         })
         .collect::<Result<Vec<_>>>()?;
