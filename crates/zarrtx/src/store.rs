@@ -117,7 +117,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn refusal_clone(e: &Error, root: &Path) -> Error {
+/// A copy of a remembered write refusal (`Error` is not `Clone`): the same `UnsafeMedium` or `ReadOnly`, anything
+/// else as `ReadOnly` of `root`.
+pub(crate) fn refusal_clone(e: &Error, root: &Path) -> Error {
     match e {
         Error::UnsafeMedium { path, reason } => Error::UnsafeMedium { path: path.clone(), reason: reason.clone() },
         Error::ReadOnly { path, reason } => Error::ReadOnly { path: path.clone(), reason: reason.clone() },

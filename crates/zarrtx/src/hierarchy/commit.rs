@@ -12,20 +12,14 @@ use crate::layout;
 use crate::log::entry::now_ms;
 use crate::plan::{canonical_id, commit_lock_key, committed_key, part_progress, plan_json_key};
 use crate::raster::durable::{sync_files, sync_tree};
+use crate::storage::json::{get_json, json_bytes};
 use crate::storage::{MoveOutcome, Storage};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// The commit of plan `id`, once committed.
 pub(super) fn committed(storage: &dyn Storage, id: &str) -> Result<Option<ArrayCommit>> {
-    let key = committed_key(id);
-    match storage.get(&key)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::CorruptMetadata {
-            path: storage.location().join(&key),
-            reason: format!("not a valid commit record: {e}"),
-        }),
-    }
+    get_json(storage, &committed_key(id), "not a valid commit record")
 }
 
 /// [`Hierarchy::commit_plan`].
@@ -44,24 +38,21 @@ pub(crate) fn commit(h: &Hierarchy, plan_id: &str) -> Result<ArrayCommit> {
     if let Some(c) = committed(storage, &id)? {
         return Ok(c);
     }
-    let (_, _, missing) = part_progress(storage, &id, record.parts.len())?;
+    let (_, _, missing) = part_progress(storage, &id, record.plan.parts.len())?;
     if !missing.is_empty() {
-        return Err(Error::PlanIncomplete { plan_id: id, name: record.path, missing, parts: record.parts.len() });
+        return Err(Error::PlanIncomplete { plan_id: id, name: record.plan.path, missing, parts: record.plan.parts.len() });
     }
     // Array commits of one hierarchy queue here: each sees the nodes and the consolidated metadata the previous
     // one left.
     let _hierarchy_lock = storage.lock_exclusive(HIERARCHY_LOCK)?;
-    let staged = local(h, &record.staging)?;
-    let target = local(h, &record.path)?;
-    let done = match record.mode {
+    let staged = local(h, &record.plan.staging)?;
+    let target = local(h, &record.plan.path)?;
+    let done = match record.plan.mode {
         ArrayMode::Create => publish_new(h, &record, &staged, &target)?,
         ArrayMode::Fill => publish_filled(h, &record, &staged, &target)?,
     };
-    let body = serde_json::to_vec_pretty(&done).map_err(|e| Error::Io {
-        path: storage.location().join(committed_key(&id)),
-        source: std::io::Error::other(e),
-    })?;
-    storage.put_if_absent(&committed_key(&id), &body)?;
+    let key = committed_key(&id);
+    storage.put_if_absent(&key, &json_bytes(storage, &key, &done)?)?;
     Ok(done)
 }
 
@@ -79,10 +70,10 @@ fn is_ours(record: &ArrayPlanRecord, path: &Path) -> Result<bool> {
 
 fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &Path) -> Result<ArrayCommit> {
     let storage = h.storage();
-    let exists = |reason: String| Error::NodeExists { hierarchy: h.root().to_path_buf(), path: record.path.clone(), reason };
-    let groups = missing_ancestors(storage, h.root(), &record.path)?;
+    let exists = |reason: String| Error::NodeExists { hierarchy: h.root().to_path_buf(), path: record.plan.path.clone(), reason };
+    let groups = missing_ancestors(storage, h.root(), &record.plan.path)?;
     if !is_ours(record, target)? {
-        if let Some(doc) = read_doc(storage, &record.path)? {
+        if let Some(doc) = read_doc(storage, &record.plan.path)? {
             return Err(exists(format!(
                 "{} was created there after the plan; nothing was published (the plan's data stays until gc): \
                  remove that node and commit again, or plan another path",
@@ -93,7 +84,7 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
             sync_files(staged, &[staged.join(layout::ROOT_ZARR_JSON)])?;
         }
         create_groups(storage, &groups)?;
-        match storage.move_tree(&record.staging, &record.path)? {
+        match storage.move_tree(&record.plan.staging, &record.plan.path)? {
             MoveOutcome::Moved => {}
             MoveOutcome::TargetExists => {
                 return Err(exists("a directory without zarr.json is there: remove it, then commit again".into()))
@@ -101,14 +92,14 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
             MoveOutcome::SourceMissing => {
                 return Err(Error::CorruptMetadata {
                     path: staged.to_path_buf(),
-                    reason: format!("the staged array of write plan {} is gone; create a new plan", record.plan_id),
+                    reason: format!("the staged array of write plan {} is gone; create a new plan", record.plan.plan_id),
                 })
             }
         }
     }
-    let consolidated = add_to_consolidated(storage, &groups, &record.path, &record.metadata)?;
+    let consolidated = add_to_consolidated(storage, &groups, &record.plan.path, &record.plan.metadata)?;
     Ok(ArrayCommit {
-        path: record.path.clone(),
+        path: record.plan.path.clone(),
         mode: ArrayMode::Create,
         kept_files: 0,
         consolidated,
@@ -119,17 +110,17 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
 fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &Path) -> Result<ArrayCommit> {
     let storage = h.storage();
     let mut kept = 0;
-    let aside = format!("{}-old", record.staging);
+    let aside = format!("{}-old", record.plan.staging);
     if !target.exists() && storage.exists(&aside)? {
         // A commit without exchange died between its two renames: finish the second.
-        storage.move_tree(&record.staging, &record.path)?;
+        storage.move_tree(&record.plan.staging, &record.plan.path)?;
     }
     if !is_ours(record, target)? {
-        match read_doc(storage, &record.path)? {
-            Some(doc) if doc == record.metadata => {}
+        match read_doc(storage, &record.plan.path)? {
+            Some(doc) if doc == record.plan.metadata => {}
             Some(_) => {
                 return Err(Error::Conflict {
-                    name: record.path.clone(),
+                    name: record.plan.path.clone(),
                     reason: "the array's zarr.json changed since the plan was created (shape, chunks, codecs or \
                              attributes); nothing was published: create a new plan for the array as it is now"
                         .into(),
@@ -137,7 +128,7 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
             }
             None => {
                 return Err(Error::Conflict {
-                    name: record.path.clone(),
+                    name: record.plan.path.clone(),
                     reason: "the array was removed since the plan was created; nothing was published".into(),
                 })
             }
@@ -149,17 +140,17 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
         if !super::nodes::exchange(staged, target)? {
             // No atomic exchange on this filesystem: the old array goes aside first, so that for an instant the
             // path is missing (a reader fails loudly) rather than half-written.
-            storage.move_tree(&record.path, &aside)?;
-            storage.move_tree(&record.staging, &record.path)?;
+            storage.move_tree(&record.plan.path, &aside)?;
+            storage.move_tree(&record.plan.staging, &record.plan.path)?;
         }
     }
     // After the exchange the staging key holds the array as it was: nothing refers to it any more.
     if !is_ours(record, staged)? {
-        storage.delete_tree(&record.staging)?;
+        storage.delete_tree(&record.plan.staging)?;
     }
     storage.delete_tree(&aside)?;
     Ok(ArrayCommit {
-        path: record.path.clone(),
+        path: record.plan.path.clone(),
         mode: ArrayMode::Fill,
         kept_files: kept,
         consolidated: false,
@@ -171,14 +162,11 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
 /// parts' chunks are), except `zarr.json`. Returns how many files are kept.
 fn link_kept_files(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &Path) -> Result<u64> {
     let level = h.staged_level(record)?;
-    let mut replaced = HashSet::new();
-    for region in &record.parts {
-        for f in level.part_files(region)? {
-            if let Ok(rel) = f.strip_prefix(staged) {
-                replaced.insert(rel.to_path_buf());
-            }
-        }
-    }
+    let replaced: HashSet<PathBuf> = level
+        .files_of(&record.plan.parts)?
+        .into_iter()
+        .filter_map(|f| f.strip_prefix(staged).ok().map(Path::to_path_buf))
+        .collect();
     let mut kept = 0;
     let mut stack = vec![target.to_path_buf()];
     while let Some(dir) = stack.pop() {

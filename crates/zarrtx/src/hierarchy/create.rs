@@ -12,6 +12,7 @@ use crate::log::WriterInfo;
 use crate::name::ElementName;
 use crate::plan::{layout_parts, parts_dir_key, plan_json_key, staged_key, PartLayout, PLAN_FORMAT};
 use crate::raster::zarr_io::write_json;
+use crate::storage::json::json_bytes;
 use crate::storage::PutOutcome;
 
 /// [`Hierarchy::create_plan`].
@@ -83,22 +84,20 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
         })?;
         write_json(&dir.join(layout::ROOT_ZARR_JSON), &metadata)?;
         let staged_id = DirId::of(&dir)?.ok_or_else(|| Error::io(&dir, std::io::ErrorKind::NotFound.into()))?;
-        let record = ArrayPlanRecord {
-            format: PLAN_FORMAT,
-            kind: ARRAY_PLAN_KIND.into(),
+        let plan = ArrayPlanInfo {
             plan_id: plan_id.clone(),
             path: path.clone(),
             mode,
             metadata: metadata.clone(),
             shape: level.shape.clone(),
-            data_type: dtype.zarr_name().to_string(),
+            data_type: dtype,
             write_unit: unit.clone(),
             parts: parts.clone(),
             staging: staging.clone(),
-            staged_id,
             created_ms: now_ms(),
             writer: WriterInfo::current(),
         };
+        let record = ArrayPlanRecord { format: PLAN_FORMAT, kind: ARRAY_PLAN_KIND.into(), plan, staged_id };
         // zarrs must accept the array (codecs, fill value) before any worker starts.
         h.staged_level(&record)?.check().map_err(|e| match e {
             Error::Zarr { reason, .. } => Error::InvalidPlan {
@@ -107,14 +106,11 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
             },
             e => e,
         })?;
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| Error::Io {
-            path: storage.location().join(plan_json_key(&plan_id)),
-            source: std::io::Error::other(e),
-        })?;
-        Ok((storage.put_if_absent(&plan_json_key(&plan_id), &bytes)?, record))
+        let key = plan_json_key(&plan_id);
+        Ok((storage.put_if_absent(&key, &json_bytes(storage, &key, &record)?)?, record))
     })();
     match result {
-        Ok((PutOutcome::Created, record)) => record.info(),
+        Ok((PutOutcome::Created, record)) => Ok(record.plan),
         Ok((PutOutcome::AlreadyExists, _)) => Err(Error::Conflict {
             name: path,
             reason: format!("a plan with the fresh id {plan_id} already exists; create the plan again"),

@@ -80,8 +80,8 @@ impl ArrayMode {
     }
 }
 
-/// An array plan, as created.
-#[derive(Debug, Clone, PartialEq)]
+/// An array plan, as created (and as recorded in its `plan.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArrayPlanInfo {
     /// The plan's id (a UUID): what workers pass to `write_part` and `commit_plan`.
     pub plan_id: String,
@@ -225,10 +225,7 @@ impl Hierarchy {
     pub(crate) fn ensure_writable(&self) -> Result<()> {
         match self.write_refusal.as_deref() {
             None => Ok(()),
-            Some(Error::UnsafeMedium { path, reason }) => {
-                Err(Error::UnsafeMedium { path: path.clone(), reason: reason.clone() })
-            }
-            Some(e) => Err(Error::ReadOnly { path: self.root.clone(), reason: e.to_string() }),
+            Some(e) => Err(crate::store::refusal_clone(e, &self.root)),
         }
     }
 
@@ -264,41 +261,41 @@ impl Hierarchy {
             storage: self.storage(),
             durable: self.durable,
             id: &id,
-            subject: &record.path,
-            parts: &record.parts,
+            subject: &record.plan.path,
+            parts: &record.plan.parts,
         };
         plan::run_part(&ctx, part, || self.staged_level(&record), blocks, options)
     }
 
     /// The staged array of `record`, as its part writers and its commit see it.
     pub(crate) fn staged_level(&self, record: &ArrayPlanRecord) -> Result<StagedLevel> {
-        let dir = self.storage.local_path(&record.staging).ok_or_else(|| Error::UnsafeMedium {
+        let dir = self.storage.local_path(&record.plan.staging).ok_or_else(|| Error::UnsafeMedium {
             path: self.root.clone(),
             reason: "this storage backend cannot stage array data".into(),
         })?;
         if !dir.join(layout::ROOT_ZARR_JSON).exists() {
             return Err(Error::CorruptMetadata {
                 path: dir.join(layout::ROOT_ZARR_JSON),
-                reason: format!("the staged array of write plan {} is missing; create a new plan", record.plan_id),
+                reason: format!("the staged array of write plan {} is missing; create a new plan", record.plan.plan_id),
             });
         }
-        let (level, dtype) = array_spec::level_of(&record.path, &record.metadata)?;
-        let label = crate::name::ElementName::label(&record.path);
-        Ok(StagedLevel { dir, label, level, json: record.metadata.clone(), dtype, durable: self.durable })
+        let (level, dtype) = array_spec::level_of(&record.plan.path, &record.plan.metadata)?;
+        let label = crate::name::ElementName::label(&record.plan.path);
+        Ok(StagedLevel { dir, label, level, json: record.plan.metadata.clone(), dtype, durable: self.durable })
     }
 
     /// The plan `plan_id` as created.
     pub fn plan_info(&self, plan_id: &str) -> Result<ArrayPlanInfo> {
-        ArrayPlanRecord::load(self.storage(), plan_id)?.info()
+        Ok(ArrayPlanRecord::load(self.storage(), plan_id)?.plan)
     }
 
     /// Which parts of plan `plan_id` are finished, started or missing, and whether it is committed.
     pub fn plan_status(&self, plan_id: &str) -> Result<ArrayPlanStatus> {
         let id = plan::canonical_id(plan_id)?;
         let record = ArrayPlanRecord::load(self.storage(), &id)?;
-        let (done, started, missing) = plan::part_progress(self.storage(), &id, record.parts.len())?;
+        let (done, started, missing) = plan::part_progress(self.storage(), &id, record.plan.parts.len())?;
         let committed = commit::committed(self.storage(), &id)?;
-        Ok(PlanStatus { plan: record.info()?, done, started, missing, committed })
+        Ok(PlanStatus { plan: record.plan, done, started, missing, committed })
     }
 
     /// Every array plan of the hierarchy (committed ones until `gc` reclaims their records), oldest first.

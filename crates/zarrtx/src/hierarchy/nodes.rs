@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::storage::json::{get_json, json_bytes};
 use crate::storage::Storage;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -43,14 +44,7 @@ pub(crate) fn doc_key(path: &str) -> String {
 
 /// The parsed `zarr.json` of the node at `path`, if there is one.
 pub(crate) fn read_doc(storage: &dyn Storage, path: &str) -> Result<Option<Value>> {
-    let key = doc_key(path);
-    match storage.get(&key)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::CorruptMetadata {
-            path: storage.location().join(&key),
-            reason: format!("not valid JSON: {e}"),
-        }),
-    }
+    get_json(storage, &doc_key(path), "not valid JSON")
 }
 
 /// `"array"`, `"group"`, or what the document says.
@@ -100,12 +94,9 @@ pub(crate) fn group_doc() -> Value {
 
 /// Creates the groups `paths` (nearest the root first) where no node exists yet, each with create-if-absent.
 pub(crate) fn create_groups(storage: &dyn Storage, paths: &[String]) -> Result<()> {
-    let body = serde_json::to_vec_pretty(&group_doc()).map_err(|e| Error::Io {
-        path: storage.location(),
-        source: std::io::Error::other(e),
-    })?;
     for p in paths {
-        storage.put_if_absent(&doc_key(p), &body)?;
+        let key = doc_key(p);
+        storage.put_if_absent(&key, &json_bytes(storage, &key, &group_doc())?)?;
     }
     Ok(())
 }
@@ -132,11 +123,7 @@ pub(crate) fn add_to_consolidated(storage: &dyn Storage, groups: &[String], path
         }
     }
     meta.insert(path.to_string(), array.clone());
-    let body = serde_json::to_vec_pretty(&root).map_err(|e| Error::Io {
-        path: storage.location().join(layout::ROOT_ZARR_JSON),
-        source: std::io::Error::other(e),
-    })?;
-    storage.put(layout::ROOT_ZARR_JSON, &body)?;
+    storage.put(layout::ROOT_ZARR_JSON, &json_bytes(storage, layout::ROOT_ZARR_JSON, &root)?)?;
     Ok(true)
 }
 

@@ -1,15 +1,13 @@
-//! `plan.json` of an array plan: the array's path, what the plan does to it, the array's `zarr.json`, and the
+//! `plan.json` of an array plan: the plan as [`ArrayPlanInfo`] describes it, the record's format and kind, and the
 //! identity of the staged directory (how a repeated commit recognizes its own array after a crash).
 
-use super::{ArrayMode, ArrayPlanInfo};
+use super::ArrayPlanInfo;
 use crate::error::{Error, Result};
-use crate::log::WriterInfo;
 use crate::plan::{canonical_id, plan_json_key, PLAN_FORMAT};
-use crate::raster::DataType;
+use crate::storage::json::get_json;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::ops::Range;
 use std::path::Path;
 
 /// The `kind` of an array plan's record (element plans of SpatialData stores have none).
@@ -44,30 +42,11 @@ pub(crate) struct ArrayPlanRecord {
     pub format: u32,
     /// Always [`ARRAY_PLAN_KIND`].
     pub kind: String,
-    /// The plan's id.
-    pub plan_id: String,
-    /// The array's path inside the hierarchy (`a/b/c`).
-    pub path: String,
-    /// Create a new array, or fill an existing one.
-    pub mode: ArrayMode,
-    /// The array's `zarr.json` (for `fill`: as found when the plan was created; the commit refuses if it changed).
-    pub metadata: Value,
-    /// Shape.
-    pub shape: Vec<u64>,
-    /// Zarr data type name.
-    pub data_type: String,
-    /// The write unit parts are aligned to.
-    pub write_unit: Vec<u64>,
-    /// The parts.
-    pub parts: Vec<Vec<Range<u64>>>,
-    /// Key of the staging directory (the array the parts write into).
-    pub staging: String,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: ArrayPlanInfo,
     /// Identity of the staging directory.
     pub staged_id: DirId,
-    /// Creation time, ms since the epoch.
-    pub created_ms: u64,
-    /// Who created it.
-    pub writer: WriterInfo,
 }
 
 impl ArrayPlanRecord {
@@ -76,12 +55,8 @@ impl ArrayPlanRecord {
         let id = canonical_id(plan_id)?;
         let key = plan_json_key(&id);
         let not_found = |reason: &str| Error::PlanNotFound { plan_id: plan_id.to_string(), reason: reason.into() };
-        let bytes = storage.get(&key)?.ok_or_else(|| {
+        let value: Value = get_json(storage, &key, "not valid JSON")?.ok_or_else(|| {
             not_found("no such plan in this hierarchy (never created here, or reclaimed by gc after being abandoned)")
-        })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptMetadata {
-            path: storage.location().join(&key),
-            reason: format!("not valid JSON: {e}"),
         })?;
         if value.get("kind").and_then(Value::as_str) != Some(ARRAY_PLAN_KIND) {
             return Err(not_found("it is an element plan of a SpatialData store: use the store's plan commands"));
@@ -97,30 +72,5 @@ impl ArrayPlanRecord {
             });
         }
         Ok(record)
-    }
-
-    /// The data type.
-    pub fn dtype(&self) -> Result<DataType> {
-        DataType::from_zarr_name(&self.data_type).ok_or_else(|| Error::CorruptMetadata {
-            path: plan_json_key(&self.plan_id).into(),
-            reason: format!("unknown data type '{}'", self.data_type),
-        })
-    }
-
-    /// The public description.
-    pub fn info(&self) -> Result<ArrayPlanInfo> {
-        Ok(ArrayPlanInfo {
-            plan_id: self.plan_id.clone(),
-            path: self.path.clone(),
-            mode: self.mode,
-            metadata: self.metadata.clone(),
-            shape: self.shape.clone(),
-            data_type: self.dtype()?,
-            write_unit: self.write_unit.clone(),
-            parts: self.parts.clone(),
-            staging: self.staging.clone(),
-            created_ms: self.created_ms,
-            writer: self.writer.clone(),
-        })
     }
 }

@@ -11,6 +11,7 @@ use crate::log::WriterInfo;
 use crate::name::{ElementName, ElementType};
 use crate::raster::planned::{write_unit, StagedRaster};
 use crate::raster::{validate, DataType, Pyramid, RasterKind, RasterSpec};
+use crate::storage::json::json_bytes;
 use crate::storage::PutOutcome;
 use crate::store::Store;
 
@@ -73,11 +74,8 @@ pub(crate) fn create(
             reason: "this storage backend cannot stage element data yet".into(),
         })?;
         StagedRaster { dir: &dir, name: &name, spec, shape, dtype }.init()?;
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| Error::Io {
-            path: storage.location().join(plan_json_key(&plan_id)),
-            source: std::io::Error::other(e),
-        })?;
-        storage.put_if_absent(&plan_json_key(&plan_id), &bytes)
+        let key = plan_json_key(&plan_id);
+        storage.put_if_absent(&key, &json_bytes(storage, &key, &record)?)
     })();
     match result {
         Ok(PutOutcome::Created) => record.info(),

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::log::entry::now_ms;
 use crate::log::reader::read_entry;
 use crate::raster::planned::StagedRaster;
+use crate::storage::json::get_json;
 use crate::storage::Storage;
 use crate::store::{CommitInfo, Store};
 
@@ -27,11 +28,7 @@ pub(super) fn missing_parts(storage: &dyn Storage, record: &PlanRecord) -> Resul
 pub(super) fn committed(store: &Store, record: &PlanRecord) -> Result<Option<PlanCommit>> {
     let storage = store.storage();
     let key = committed_key(&record.plan_id);
-    if let Some(bytes) = storage.get(&key)? {
-        let c: PlanCommit = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptMetadata {
-            path: storage.location().join(&key),
-            reason: format!("not a valid commit record: {e}"),
-        })?;
+    if let Some(c) = get_json::<PlanCommit>(storage, &key, "not a valid commit record")? {
         return Ok(Some(c));
     }
     // A plan is committed only once every part is done: an incomplete one needs no log scan.

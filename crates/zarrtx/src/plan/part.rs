@@ -12,6 +12,7 @@ use crate::log::WriterInfo;
 use crate::raster::planned::{StagedLevel, StagedRaster};
 use std::ops::Range;
 use crate::raster::RasterBlock;
+use crate::storage::json::{get_json, json_bytes};
 use crate::storage::{PutOutcome, Storage};
 use crate::store::Store;
 use serde_json::json;
@@ -19,14 +20,7 @@ use std::time::Instant;
 
 /// The completion record of part `part`, if it is finished.
 pub(super) fn read_done(storage: &dyn Storage, id: &str, part: usize) -> Result<Option<PartRecord>> {
-    let key = part_done_key(id, part);
-    match storage.get(&key)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::CorruptMetadata {
-            path: storage.location().join(&key),
-            reason: format!("not a valid part record: {e}"),
-        }),
-    }
+    get_json(storage, &part_done_key(id, part), "not a valid part record")
 }
 
 /// What the part protocol needs from the owner of a plan: a SpatialData store's element plan or a plain
@@ -130,11 +124,7 @@ pub(crate) fn run_part(
         writer: WriterInfo::current(),
     };
     let key = part_done_key(id, part);
-    let body = serde_json::to_vec_pretty(&done).map_err(|e| Error::Io {
-        path: storage.location().join(&key),
-        source: std::io::Error::other(e),
-    })?;
-    match storage.put_if_absent(&key, &body)? {
+    match storage.put_if_absent(&key, &json_bytes(storage, &key, &done)?)? {
         PutOutcome::Created => Ok(PartOutcome::Written(done)),
         // Only a lock-less medium lets two writers get here; the first record stands.
         PutOutcome::AlreadyExists => read_done(storage, id, part)?.map(PartOutcome::AlreadyDone).ok_or_else(|| {

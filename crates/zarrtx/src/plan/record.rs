@@ -6,6 +6,7 @@ use crate::log::WriterInfo;
 use crate::name::{ElementName, ElementType};
 use crate::raster::metadata::transformations_json;
 use crate::raster::{Compression, DataType, Pyramid, RasterKind, RasterSpec};
+use crate::storage::json::get_json;
 use crate::storage::Storage;
 use crate::transform::from_ngff_json;
 use serde::{Deserialize, Serialize};
@@ -186,13 +187,9 @@ impl PlanRecord {
     pub fn load(storage: &dyn Storage, plan_id: &str) -> Result<PlanRecord> {
         let id = canonical_id(plan_id)?;
         let key = plan_json_key(&id);
-        let bytes = storage.get(&key)?.ok_or_else(|| Error::PlanNotFound {
+        let record: PlanRecord = get_json(storage, &key, "not a valid write plan")?.ok_or_else(|| Error::PlanNotFound {
             plan_id: plan_id.to_string(),
             reason: "no such plan in this store (never created here, or reclaimed by gc after being abandoned)".into(),
-        })?;
-        let record: PlanRecord = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptMetadata {
-            path: storage.location().join(&key),
-            reason: format!("not a valid write plan: {e}"),
         })?;
         if record.format > PLAN_FORMAT {
             return Err(Error::CorruptMetadata {

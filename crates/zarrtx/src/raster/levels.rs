@@ -38,7 +38,7 @@ pub(crate) fn is_spatial(dim: &str) -> bool {
 
 /// The chunk shape used when the spec gives none: all channels (or one channel per chunk beyond 16), one `z`
 /// plane, and up to 1024 × 1024 pixels.
-pub(crate) fn default_chunk_shape(dims: &[String], shape: &[u64]) -> Vec<u64> {
+pub fn default_chunk_shape(dims: &[String], shape: &[u64]) -> Vec<u64> {
     dims.iter()
         .zip(shape)
         .map(|(d, &n)| match d.as_str() {

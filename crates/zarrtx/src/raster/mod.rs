@@ -22,6 +22,7 @@ mod stream;
 pub(crate) mod zarr_io;
 
 pub use info::{describe, LevelInfo, RasterInfo};
+pub use levels::default_chunk_shape;
 pub use read::read_region;
 pub use spec::*;
 pub use validate::validate;

@@ -199,10 +199,16 @@ impl StagedLevel {
 
     /// The chunk (or shard) files of level 0 whose grid cells lie in `region`, whether they exist or not.
     pub fn part_files(&self, region: &[Range<u64>]) -> Result<Vec<PathBuf>> {
+        self.files_of(std::slice::from_ref(&region.to_vec()))
+    }
+
+    /// The chunk (or shard) files of level 0 whose grid cells lie in any of `regions` (one array handle for all).
+    pub fn files_of(&self, regions: &[Vec<Range<u64>>]) -> Result<Vec<PathBuf>> {
         let w = self.writer(&NoProgress, 0)?;
-        Ok(w.cells(&to_region(region))
+        Ok(regions
             .iter()
-            .map(|idx| self.dir.join(w.array().chunk_key(idx).as_str()))
+            .flat_map(|region| w.cells(&to_region(region)))
+            .map(|idx| self.dir.join(w.array().chunk_key(&idx).as_str()))
             .collect())
     }
 

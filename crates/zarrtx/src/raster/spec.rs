@@ -95,6 +95,21 @@ impl DataType {
     }
 }
 
+/// Serialized as its Zarr v3 `data_type` name.
+impl serde::Serialize for DataType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.zarr_name())
+    }
+}
+
+/// Parsed from its Zarr v3 `data_type` name.
+impl<'de> serde::Deserialize<'de> for DataType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        DataType::from_zarr_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown data type '{name}'")))
+    }
+}
+
 /// An n-dimensional array of one of the supported element types, in C order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RasterArray {

@@ -2,6 +2,7 @@
 //! [`Storage::put_if_absent`]; nothing depends on rename-no-replace, locks or overwrite-with-condition, so an
 //! object-store backend (conditional PUT with `If-None-Match: *`) fits behind the same trait.
 
+pub mod json;
 pub mod posix;
 
 use crate::error::Result;
