@@ -47,6 +47,12 @@ ElementType = Literal["images", "labels", "points", "shapes", "tables"]
 # dictionary<int*, string> (categoricals), nullable ints/bools/strings (Arrow nulls).
 # Reads return "indices"/"indptr" as int64, strings as utf8, categoricals as dictionary<int*, utf8>.
 
+def default_raster_chunks(dims: list[str], shape: list[int]) -> list[int]:
+    """The engine's default chunk shape of a raster (all channels up to 16, one z plane, up to 1024 x 1024)."""
+
+def default_array_chunks(shape: list[int], dtype: str) -> list[int]:
+    """The engine's default chunk shape of a new hierarchy array (longest axis halved until at most 4 MiB)."""
+
 class Snapshot:
     """The store as of one committed version. Immutable; reads are relocation-safe (a concurrent delete or
     overwrite does not disturb them, until gc reclaims the data: VersionNotAvailable)."""

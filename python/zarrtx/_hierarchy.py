@@ -221,14 +221,10 @@ def _grid_shape(meta: Mapping[str, Any]) -> list[int] | None:
 
 
 def _default_chunks(shape: Sequence[int], dtype: Any) -> list[int]:
-    """The engine's default chunks for a new array (crates/zarrtx/src/hierarchy/array_spec.rs): the whole array,
-    its longest axis halved until a chunk holds at most 4 MiB. Mirrored only to count write units."""
-    chunk = [max(int(n), 1) for n in shape]
-    size = np.dtype(dtype).itemsize
-    while int(np.prod(chunk, dtype=np.float64)) * size > (4 << 20) and max(chunk) > 1:
-        axis = int(np.argmax(chunk))
-        chunk[axis] = -(-chunk[axis] // 2)
-    return chunk
+    """The engine's default chunks for a new array (its rule, asked of the engine): used to count write units."""
+    from . import _core
+
+    return list(_core.default_array_chunks([int(n) for n in shape], np.dtype(dtype).name))
 
 
 def _json_scalar(value: Any) -> Any:

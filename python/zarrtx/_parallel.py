@@ -60,11 +60,6 @@ ATTEMPTS = 2
 # Blocks of a dask part computed together in a worker (at most this many bytes at once, at least one block).
 _STREAM_WINDOW_BYTES = 64 << 20
 
-# The engine's default chunk shape (crates/zarrtx/src/raster/levels.rs, default_chunk_shape), mirrored here only to
-# count write units when choosing the number of parts.
-_MAX_CHANNELS_PER_CHUNK = 16
-_DEFAULT_SPATIAL_CHUNK = 1024
-
 _EXECUTOR_NAMES = ("threads", "processes")
 
 
@@ -131,19 +126,6 @@ def resolve_workers(n_jobs: int | None, executor: Any) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def default_chunk_shape(dims: Sequence[str], shape: Sequence[int]) -> list[int]:
-    """The engine's default chunk shape: all channels (one per chunk beyond 16), one z plane, up to 1024 x 1024."""
-    out = []
-    for d, n in zip(dims, shape, strict=True):
-        if d == "c" and n <= _MAX_CHANNELS_PER_CHUNK:
-            out.append(max(int(n), 1))
-        elif d in ("c", "z"):
-            out.append(1)
-        else:
-            out.append(min(max(int(n), 1), _DEFAULT_SPATIAL_CHUNK))
-    return out
-
-
 def write_unit(
     dims: Sequence[str], shape: Sequence[int], chunks: Sequence[int] | None, shards: Sequence[int] | None
 ) -> list[int]:
@@ -152,7 +134,9 @@ def write_unit(
         return [int(s) for s in shards]
     if chunks:
         return [int(c) for c in chunks]
-    return default_chunk_shape(dims, shape)
+    from . import _core
+
+    return list(_core.default_raster_chunks([str(d) for d in dims], [int(s) for s in shape]))
 
 
 def choose_parts(shape: Sequence[int], unit: Sequence[int], itemsize: int, workers: int) -> int:

@@ -20,6 +20,19 @@ mod tables;
 
 use pyo3::prelude::*;
 
+/// The engine's default chunk shape of a raster with axes `dims` and `shape` (what a plan of it is cut along).
+#[pyfunction]
+fn default_raster_chunks(dims: Vec<String>, shape: Vec<u64>) -> Vec<u64> {
+    zarrtx::raster::default_chunk_shape(&dims, &shape)
+}
+
+/// The engine's default chunk shape of a new array of a plain hierarchy with `shape` and `dtype`.
+#[pyfunction]
+fn default_array_chunks(shape: Vec<u64>, dtype: &str) -> PyResult<Vec<u64>> {
+    let data_type = raster_input::parse_dtype("array", dtype)?;
+    Ok(zarrtx::ArraySpec::default_chunk_shape(&shape, data_type))
+}
+
 /// The extension module.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -28,5 +41,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_snapshot::PySnapshot>()?;
     m.add_class::<py_lock::PyLockGuard>()?;
     m.add_class::<py_hierarchy::PyHierarchy>()?;
+    m.add_function(wrap_pyfunction!(default_raster_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(default_array_chunks, m)?)?;
     Ok(())
 }
