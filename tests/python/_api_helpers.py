@@ -1,6 +1,7 @@
 """Helpers for the tests of the Python API (`tests/python/test_api_*.py`).
 
-- the `zt` fixture: the `zarrtx` package, or a skip (locally) / failure (CI) when it is not built;
+- `require_zarrtx` (behind the `zt` fixture of conftest.py): the `zarrtx` package, or a skip (locally) / failure
+  (CI) when it is not built;
 - `store_fingerprint`: what "the store is unchanged" means in the bad-input tests;
 - `LockHolder`: a separate OS process that takes and releases `Store.lock` on command and reports, with
   timestamps, when it waited, acquired, released or timed out (used for the cross-process lock tests);

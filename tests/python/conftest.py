@@ -50,6 +50,20 @@ def zx(zarrtx_bin: Path) -> Zarrtx:
 
 
 @pytest.fixture
+def zt():
+    """The zarrtx package (skip locally, fail in CI, when it is not built)."""
+    from _api_helpers import require_zarrtx
+
+    return require_zarrtx()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where a test's store goes."""
+    return tmp_path / "store.zarr"
+
+
+@pytest.fixture
 def store(zx: Zarrtx, tmp_path: Path) -> Path:
     """A fresh, initialized zarrtx store."""
     path = tmp_path / "store.zarr"

@@ -10,19 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _api_helpers import read_sdata, require_zarrtx, sdata_names, store_fingerprint
+from _api_helpers import read_sdata, sdata_names, store_fingerprint
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture
-def zt():
-    return require_zarrtx()
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.zarr"
 
 
 def _labels(v: int = 1, shape=(16, 16), dtype=np.int32):

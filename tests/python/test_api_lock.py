@@ -27,21 +27,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _api_helpers import LockHolder, read_sdata, require_zarrtx, run_tasks
+from _api_helpers import LockHolder, read_sdata, run_tasks
 
 pytestmark = pytest.mark.timeout(600)
 
 BLOCKED = 0.5  # how long a "must not get the lock" attempt waits
-
-
-@pytest.fixture
-def zt():
-    return require_zarrtx()
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.zarr"
 
 
 @pytest.fixture

@@ -25,19 +25,9 @@ import pandas as pd
 import pytest
 
 import zxutil
-from _api_helpers import HERE, read_sdata, require_zarrtx, run_fresh, sdata_names
+from _api_helpers import HERE, read_sdata, run_fresh, sdata_names
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture
-def zt():
-    return require_zarrtx()
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.zarr"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _api_helpers import read_sdata, require_zarrtx, run_tasks, sdata_names
+from _api_helpers import read_sdata, run_tasks, sdata_names
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -30,11 +30,6 @@ INSTANCE_KEY = "instance_id"
 REGION_KEY = "region"
 TABLE = "table"
 FUTURES_TIMEOUT = 300  # CI machines are 2 slow cores
-
-
-@pytest.fixture
-def zt():
-    return require_zarrtx()
 
 
 class SequentialExecutor(Executor):

@@ -20,15 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _api_helpers import require_zarrtx
 
 T, C = 6000, 24  # samples x channels
 CHUNKS = (500, 24)
-
-
-@pytest.fixture
-def zt():
-    return require_zarrtx()
 
 
 def recording(seed=0) -> np.ndarray:
