@@ -128,8 +128,8 @@ impl PendingCells {
         let threads = rayon::current_num_threads().max(1);
         let count_budget = 4 * threads;
         let mut gathered: Vec<(Region, RasterArray)> = Vec::new();
+        // The cells of the gathered blocks.
         let mut claimed: HashSet<Vec<u64>> = HashSet::new();
-        let mut held = 0u64;
         for block in blocks {
             let (region, data) = block?;
             let cells = w.cells(&region);
@@ -142,27 +142,30 @@ impl PendingCells {
             });
             if !whole || cells.len() >= threads {
                 // Shared cells need stream order; a block of many cells is encoded in parallel on its own.
-                self.write_gathered(w, &mut gathered)?;
-                claimed.clear();
-                held = 0;
+                self.write_gathered(w, &mut gathered, &mut claimed)?;
                 with_bytes(&data, |b| self.write_block(w, &region, b))?;
                 continue;
             }
-            held += region.num_elements() * w.esize() as u64;
             claimed.extend(cells);
             gathered.push((region, data));
+            let held: u64 = gathered.iter().map(|(r, _)| r.num_elements() * w.esize() as u64).sum();
             if held >= byte_budget || gathered.len() >= count_budget {
-                self.write_gathered(w, &mut gathered)?;
-                claimed.clear();
-                held = 0;
+                self.write_gathered(w, &mut gathered, &mut claimed)?;
             }
         }
-        self.write_gathered(w, &mut gathered)?;
+        self.write_gathered(w, &mut gathered, &mut claimed)?;
         self.finish(w)
     }
 
-    /// Encodes and stores the gathered whole-cell blocks of [`Self::write_stream`] in parallel, and empties them.
-    fn write_gathered(&self, w: &LevelWriter<'_>, gathered: &mut Vec<(Region, RasterArray)>) -> Result<()> {
+    /// Encodes and stores the gathered whole-cell blocks of [`Self::write_stream`] in parallel, and empties them
+    /// and the cells they claimed.
+    fn write_gathered(
+        &self,
+        w: &LevelWriter<'_>,
+        gathered: &mut Vec<(Region, RasterArray)>,
+        claimed: &mut HashSet<Vec<u64>>,
+    ) -> Result<()> {
+        claimed.clear();
         let blocks = std::mem::take(gathered);
         let limit = limit_within(w.in_flight_budget() / 2, 2 * w.cell_bytes());
         try_for_each_limited(&blocks, limit, |(region, data)| with_bytes(data, |b| self.write_block(w, region, b)))
