@@ -398,3 +398,56 @@ fn hierarchies_refuse_spatialdata_stores_v2_groups_and_missing_roots() {
     let h = open(&missing);
     assert_eq!(h.node_metadata("").unwrap().unwrap()["node_type"], "group");
 }
+
+/// A plan of `shape` at `path` with every part written (value salt `salt`); returns the plan and its staged
+/// directory.
+fn written_plan(h: &Hierarchy, path: &str, target: ArrayTarget, salt: u16) -> (zarrtx::ArrayPlanInfo, PathBuf) {
+    let info = h.create_plan(path, target, PartLayout::Count(2)).unwrap();
+    for part in 0..2 {
+        let blocks = blocks_of(&info.parts[part], 25, salt, Duration::ZERO);
+        h.write_part(&info.plan_id, part, blocks, &PlanOptions::default()).unwrap();
+    }
+    let staged = h.root().join(&info.staging);
+    (info, staged)
+}
+
+#[test]
+fn a_commit_that_died_after_moving_a_new_array_is_finished_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("f.nwb.zarr");
+    let h = nwb_like(&root);
+    let (info, staged) = written_plan(&h, DATA, ArrayTarget::Create(spec(&[100, 8], &[25, 8], None)), 0);
+    // The state a committer leaves when it dies right after its rename: the array in place, its parent group
+    // created, the consolidated metadata and the commit record not written yet.
+    std::fs::create_dir_all(root.join("acquisition/ts")).unwrap();
+    std::fs::write(root.join("acquisition/ts/zarr.json"), br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#)
+        .unwrap();
+    std::fs::rename(&staged, root.join(DATA)).unwrap();
+    assert!(!consolidated(&root).contains_key(DATA));
+    let c = h.commit_plan(&info.plan_id).expect("the array at the path is recognized as the plan's own");
+    assert!(c.consolidated && consolidated(&root).contains_key(DATA) && consolidated(&root).contains_key("acquisition/ts"));
+    assert_eq!(read(&root, DATA), expected(&[100, 8], 0));
+    assert!(h.plan_status(&info.plan_id).unwrap().committed.is_some());
+}
+
+#[test]
+fn a_fill_commit_that_died_during_or_after_the_swap_is_finished_by_the_next() {
+    for died_between_renames in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("h.zarr");
+        let h = open(&root);
+        existing_array(&root, "data", &[100, 8], &[25, 8], 3);
+        let (info, staged) = written_plan(&h, "data", ArrayTarget::Fill, 9);
+        let aside = PathBuf::from(format!("{}-old", staged.display()));
+        std::fs::rename(root.join("data"), &aside).unwrap();
+        if !died_between_renames {
+            // Swapped completely (as RENAME_EXCHANGE leaves it): the old array sits where the staged one was.
+            std::fs::rename(&staged, root.join("data")).unwrap();
+            std::fs::rename(&aside, &staged).unwrap();
+        }
+        let c = h.commit_plan(&info.plan_id).expect("the interrupted swap is finished");
+        assert_eq!(c.mode, ArrayMode::Fill);
+        assert_eq!(read(&root, "data"), expected(&[100, 8], 9), "died between renames: {died_between_renames}");
+        assert!(!staged.exists() && !aside.exists(), "the old array is removed");
+    }
+}

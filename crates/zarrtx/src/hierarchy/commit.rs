@@ -97,7 +97,7 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
             }
         }
     }
-    let consolidated = add_to_consolidated(storage, &groups, &record.plan.path, &record.plan.metadata)?;
+    let consolidated = add_to_consolidated(storage, &record.plan.path, &record.plan.metadata)?;
     Ok(ArrayCommit {
         path: record.plan.path.clone(),
         mode: ArrayMode::Create,

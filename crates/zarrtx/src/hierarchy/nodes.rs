@@ -101,25 +101,26 @@ pub(crate) fn create_groups(storage: &dyn Storage, paths: &[String]) -> Result<(
     Ok(())
 }
 
-/// Adds the new `groups` and the array `path` (with its document `array`) to the root's inline consolidated
-/// metadata, when the root has one; the root `zarr.json` is replaced atomically. Returns whether it had one.
-/// Entries already present are replaced, so running this twice changes nothing.
-pub(crate) fn add_to_consolidated(storage: &dyn Storage, groups: &[String], path: &str, array: &Value) -> Result<bool> {
+/// Adds the array `path` (with its document `array`) and every ancestor group the root's inline consolidated
+/// metadata does not list yet (with its `zarr.json` as on disk) to that metadata, when the root has one; the root
+/// `zarr.json` is replaced atomically. Returns whether it had one. Running this again changes nothing, and a
+/// commit that died between creating the groups and this step is completed by the next.
+pub(crate) fn add_to_consolidated(storage: &dyn Storage, path: &str, array: &Value) -> Result<bool> {
     let Some(mut root) = read_doc(storage, "")? else { return Ok(false) };
     let Some(meta) = root.pointer_mut("/consolidated_metadata/metadata").and_then(Value::as_object_mut) else {
         return Ok(false);
     };
-    for g in groups {
-        if !meta.contains_key(g) {
+    for g in ancestors(path) {
+        if !meta.contains_key(&g) {
             // zarr-python lists a group inside the root's consolidated metadata with an empty one of its own.
-            let mut doc = group_doc();
+            let mut doc = read_doc(storage, &g)?.unwrap_or_else(group_doc);
             if let Value::Object(m) = &mut doc {
                 m.insert(
                     "consolidated_metadata".into(),
                     json!({"kind": "inline", "must_understand": false, "metadata": Map::new()}),
                 );
             }
-            meta.insert(g.clone(), doc);
+            meta.insert(g, doc);
         }
     }
     meta.insert(path.to_string(), array.clone());
