@@ -397,6 +397,14 @@ fn hierarchies_refuse_spatialdata_stores_v2_groups_and_missing_roots() {
     assert!(!missing.exists(), "refusing to open creates nothing");
     let h = open(&missing);
     assert_eq!(h.node_metadata("").unwrap().unwrap()["node_type"], "group");
+    // Read-only: plans can be listed, nothing can be written.
+    let ro = Hierarchy::open(&missing, &HierarchyOptions { read_only: true, ..HierarchyOptions::default() }).unwrap();
+    let before = fingerprint(&missing);
+    let e = ro.create_plan("x", ArrayTarget::Create(spec(&[10, 8], &[5, 8], None)), PartLayout::Count(1));
+    assert!(matches!(e, Err(Error::ReadOnly { .. })), "{e:?}");
+    assert!(matches!(ro.gc(Duration::ZERO), Err(Error::ReadOnly { .. })));
+    assert!(ro.list_plans().unwrap().is_empty());
+    assert_eq!(fingerprint(&missing), before);
 }
 
 /// A plan of `shape` at `path` with every part written (value salt `salt`); returns the plan and its staged
