@@ -86,7 +86,7 @@ fn open(store: &Path) -> Store {
 fn pairs(store: &Path, name: &str) -> Vec<(String, i64)> {
     let t = open(store).snapshot(None).unwrap().read_table(name).unwrap();
     let a = t.annotation.unwrap();
-    let by = zarrtx::table_ids::ids_by_region(name, &t.obs, &a.region_key, &a.instance_key).unwrap();
+    let by = zarrtx::table::ids::ids_by_region(name, &t.obs, &a.region_key, &a.instance_key).unwrap();
     let mut v: Vec<(String, i64)> = by.into_iter().flat_map(|(r, ids)| ids.into_iter().map(move |i| (r.clone(), i))).collect();
     v.sort();
     v

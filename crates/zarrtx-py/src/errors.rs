@@ -19,6 +19,7 @@ fn class_name(err: &Error) -> &'static str {
         Error::CorruptMetadata { .. }
         | Error::NotAStore { .. }
         | Error::NotAHierarchy { .. }
+        | Error::Unsupported { .. }
         | Error::UnsafeMedium { .. }
         | Error::ReadOnly { .. }
         | Error::StorageFull { .. }

@@ -128,7 +128,8 @@ impl PySnapshot {
     fn read_with(&self, py: Python<'_>, name: &str, r#fn: Py<PyAny>) -> PyResult<Py<PyAny>> {
         let failure = PyFailure::default();
         let result = crate::pool::detach(py, || {
-            self.snapshot.read_with(name, |dir, _| {
+            self.snapshot.read_with(name, |data, _| {
+                let dir = data.local_dir()?;
                 Python::attach(|py| match r#fn.call1(py, (dir.to_string_lossy().into_owned(),)) {
                     Ok(v) => {
                         failure.clear();

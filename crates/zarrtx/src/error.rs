@@ -201,6 +201,15 @@ pub enum Error {
         /// What is there, and what to do instead.
         reason: String,
     },
+    /// The storage backend does not offer an operation this call needs (see `storage::Capabilities`).
+    #[error("the storage at {path} does not support {operation}, which this operation needs: use a backend that \
+             does (a local or shared POSIX filesystem), or another way to do it")]
+    Unsupported {
+        /// The key being accessed.
+        path: PathBuf,
+        /// The missing operation.
+        operation: String,
+    },
     /// The path does not hold a Zarr v3 hierarchy zarrtx can write arrays into (see [`crate::Hierarchy`]).
     #[error("{path} is not a Zarr v3 hierarchy zarrtx can write arrays into: {reason}")]
     NotAHierarchy {

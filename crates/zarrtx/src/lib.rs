@@ -14,6 +14,7 @@ pub mod log;
 pub mod maintenance;
 pub mod meta;
 pub mod name;
+pub(crate) mod parallel;
 pub mod hierarchy;
 pub mod plan;
 pub mod probe;
@@ -23,10 +24,6 @@ pub mod raster;
 pub mod snapshot;
 pub mod storage;
 pub mod store;
-pub mod table_ids;
-mod store_plan;
-mod store_table;
-mod store_table_join;
 pub mod transform;
 pub mod user_lock;
 
@@ -46,6 +43,5 @@ pub use transform::Transformation;
 pub use user_lock::{LockMode, UserLock};
 
 pub mod vector;
-mod store_vector;
 pub use vector::{Geometry, PointsSpec, ShapesData, ShapesIndex, ShapesKind, ShapesSpec, VectorInfo};
 pub mod table;

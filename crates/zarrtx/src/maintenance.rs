@@ -224,7 +224,7 @@ impl Store {
             }
             let txn = name.strip_suffix(".lock").unwrap_or(&name);
             // A running writer holds its staging lock for as long as it may still commit.
-            let Some(_held) = storage.try_lock_exclusive(&layout::staging_lock_key(txn))? else {
+            let Some(_held) = storage.locks().try_lock_exclusive(&layout::staging_lock_key(txn))? else {
                 continue;
             };
             remove(key, &mut report)?;

@@ -37,7 +37,7 @@ pub fn check_medium(storage: &dyn Storage, single_writer: bool) -> Result<()> {
         Err(e @ (Error::ReadOnly { .. } | Error::StorageFull { .. })) => return Err(e),
         Err(e) => return unsafe_medium(format!("create-if-absent failed ({e}); hard links may be unsupported")),
     }
-    match storage.lock_exclusive(layout::PUBLISH_LOCK) {
+    match storage.locks().lock_exclusive(layout::PUBLISH_LOCK) {
         Ok(_guard) => Ok(()),
         Err(e) => unsafe_medium(format!("advisory locks are unavailable ({e}); on NFS enable lockd / NFSv4 locks")),
     }

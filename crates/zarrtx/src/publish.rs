@@ -106,17 +106,17 @@ fn install(storage: &dyn Storage, version: u64, op: &Op, written: &mut Vec<Strin
         Op::Add { element, staged, displaces, .. } => {
             let key = element.name.collision_key();
             if let Some((t, n)) = displaces {
-                storage.move_tree(&layout::element_key(*t, n), &layout::trash_key(version, &key))?;
+                storage.rename(&layout::element_key(*t, n), &layout::trash_key(version, &key))?;
             }
             let target = layout::element_key(element.element_type, &element.name);
-            match storage.move_tree(staged, &target)? {
+            match storage.rename(staged, &target)? {
                 MoveOutcome::Moved | MoveOutcome::SourceMissing => Ok(()),
                 MoveOutcome::TargetExists => {
                     // Something that is not a committed element sits at the target (written by another
                     // tool): keep it in the trash, then install.
                     let aside = format!("{}-unexpected", layout::trash_key(version, &key));
-                    storage.move_tree(&target, &aside)?;
-                    match storage.move_tree(staged, &target)? {
+                    storage.rename(&target, &aside)?;
+                    match storage.rename(staged, &target)? {
                         MoveOutcome::TargetExists => Err(Error::CorruptMetadata {
                             path: storage.location().join(&target),
                             reason: "cannot install the committed element: the location stays occupied".into(),
@@ -127,7 +127,7 @@ fn install(storage: &dyn Storage, version: u64, op: &Op, written: &mut Vec<Strin
             }
         }
         Op::Delete { element_type, name } => {
-            storage.move_tree(
+            storage.rename(
                 &layout::element_key(*element_type, name),
                 &layout::trash_key(version, &name.collision_key()),
             )?;
@@ -161,7 +161,7 @@ fn hide_elements(view: &mut Value, keys: &[String]) -> bool {
 /// Installs every committed entry up to `latest.version` that is not installed yet, then publishes the view of
 /// `latest`. Returns the published version (which may be newer than `latest` if another process got further).
 pub fn materialize(storage: &dyn Storage, latest: &StoreState) -> Result<u64> {
-    let _lock = storage.lock_exclusive(layout::PUBLISH_LOCK)?;
+    let _lock = storage.locks().lock_exclusive(layout::PUBLISH_LOCK)?;
     let applied = applied_version(storage)?;
     if applied.is_some_and(|a| a >= latest.version) {
         return Ok(applied.unwrap_or(0));

@@ -11,7 +11,7 @@ use crate::name::{ElementName, ElementType};
 use crate::raster::{self, RasterArray, RasterInfo, RasterKind};
 use crate::store::Store;
 use std::ops::Range;
-use std::path::PathBuf;
+use crate::storage::DataHandle;
 use std::sync::Arc;
 
 /// A committed element as listed by a snapshot.
@@ -94,13 +94,13 @@ impl Snapshot {
         let record = self.record(name)?;
         raster_kind(record)?;
         let n = record.name.clone();
-        self.read_with(name, |dir, _| raster::read::read_region(dir, &n, level, region))
+        self.read_with(name, |data, _| raster::read::read_region(&data.local_dir()?, &n, level, region))
     }
 
     /// Runs `read` on the directory holding the data of element `name` as committed at this snapshot's
     /// version, with its committed metadata tree. If a later commit moves that data while `read` runs, the read is
     /// repeated at the new location, so the result is never torn.
-    pub fn read_with<T>(&self, name: &str, mut read: impl FnMut(&std::path::Path, &NodeTree) -> Result<T>) -> Result<T> {
+    pub fn read_with<T>(&self, name: &str, mut read: impl FnMut(&DataHandle, &NodeTree) -> Result<T>) -> Result<T> {
         let record = self.record(name)?;
         let gen = generation_id(record.version, &record.name.collision_key());
         for _ in 0..8 {
@@ -123,7 +123,7 @@ impl Snapshot {
     }
 
     /// The directory that holds this generation's data now.
-    fn locate(&self, record: &ElementRecord, displaced_at: Option<u64>) -> Result<PathBuf> {
+    fn locate(&self, record: &ElementRecord, displaced_at: Option<u64>) -> Result<DataHandle> {
         let storage = self.store.storage();
         let key = match displaced_at {
             Some(v) => {
@@ -146,10 +146,7 @@ impl Snapshot {
                 reason: format!("the data of '{}' at this version was reclaimed by gc", record.name),
             });
         }
-        storage.local_path(&key).ok_or_else(|| Error::NotAStore {
-            path: self.store.root().to_path_buf(),
-            reason: "this backend has no local paths".into(),
-        })
+        Ok(DataHandle::new(self.store.inner.storage.clone(), key))
     }
 }
 

@@ -91,15 +91,15 @@ enum Wait {
 fn acquire(storage: &dyn Storage, key: &str, mode: LockMode, wait: &Wait) -> Result<Option<LockGuard>> {
     match wait {
         Wait::Forever => match mode {
-            LockMode::Read => storage.lock_shared(key).map(Some),
-            LockMode::Write => storage.lock_exclusive(key).map(Some),
+            LockMode::Read => storage.locks().lock_shared(key).map(Some),
+            LockMode::Write => storage.locks().lock_exclusive(key).map(Some),
         },
         Wait::Until { start, timeout } => {
             let mut sleep = FIRST_SLEEP;
             loop {
                 let held = match mode {
-                    LockMode::Read => storage.try_lock_shared(key)?,
-                    LockMode::Write => storage.try_lock_exclusive(key)?,
+                    LockMode::Read => storage.locks().try_lock_shared(key)?,
+                    LockMode::Write => storage.locks().try_lock_exclusive(key)?,
                 };
                 if held.is_some() {
                     return Ok(held);

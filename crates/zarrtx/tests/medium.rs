@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
-use zarrtx::storage::{LockGuard, MoveOutcome, PosixStorage, PutOutcome, Storage};
+use zarrtx::storage::{Capabilities, Locks, MoveOutcome, PosixStorage, PutOutcome, Storage};
 use zarrtx::{Error, OpenOptions, Result, Store};
 
 /// A backend that, like some gateways and FUSE mounts, silently overwrites on "create if absent".
@@ -14,6 +14,8 @@ use zarrtx::{Error, OpenOptions, Result, Store};
 struct OverwritingStorage(PosixStorage);
 
 impl Storage for OverwritingStorage {
+    fn capabilities(&self) -> Capabilities { self.0.capabilities() }
+    fn location(&self) -> PathBuf { self.0.location() }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> { self.0.get(key) }
     fn exists(&self, key: &str) -> Result<bool> { self.0.exists(key) }
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> { self.0.put(key, bytes) }
@@ -23,16 +25,13 @@ impl Storage for OverwritingStorage {
     }
     fn delete(&self, key: &str) -> Result<()> { self.0.delete(key) }
     fn list(&self, dir: &str) -> Result<Vec<String>> { self.0.list(dir) }
-    fn move_tree(&self, from: &str, to: &str) -> Result<MoveOutcome> { self.0.move_tree(from, to) }
+    fn rename(&self, from: &str, to: &str) -> Result<MoveOutcome> { self.0.rename(from, to) }
+    fn replace_file(&self, from: &str, to: &str) -> Result<bool> { self.0.replace_file(from, to) }
     fn delete_tree(&self, key: &str) -> Result<u64> { self.0.delete_tree(key) }
     fn create_dir(&self, key: &str) -> Result<()> { self.0.create_dir(key) }
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> { self.0.modified(key) }
     fn local_path(&self, key: &str) -> Option<PathBuf> { self.0.local_path(key) }
-    fn location(&self) -> PathBuf { self.0.location() }
-    fn lock_exclusive(&self, key: &str) -> Result<LockGuard> { self.0.lock_exclusive(key) }
-    fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>> { self.0.try_lock_exclusive(key) }
-    fn lock_shared(&self, key: &str) -> Result<LockGuard> { self.0.lock_shared(key) }
-    fn try_lock_shared(&self, key: &str) -> Result<Option<LockGuard>> { self.0.try_lock_shared(key) }
+    fn locks(&self) -> &dyn Locks { self.0.locks() }
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn rows(region: &str, first: i32, n: usize) -> TableData {
 fn table_rows(store: &Store, version: Option<u64>, name: &str) -> Vec<(String, i64)> {
     let t = store.snapshot(version).unwrap().read_table(name).unwrap();
     let a = t.annotation.as_ref().expect("annotated");
-    let by_region = zarrtx::table_ids::ids_by_region(name, &t.obs, &a.region_key, &a.instance_key).unwrap();
+    let by_region = zarrtx::table::ids::ids_by_region(name, &t.obs, &a.region_key, &a.instance_key).unwrap();
     let present: BTreeSet<&String> = by_region.keys().collect();
     assert_eq!(present, a.region.iter().collect(), "uns region equals the regions present");
     let ids = t.obs.column_by_name("instance_id").unwrap();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
-use zarrtx::storage::{LockGuard, MoveOutcome, PosixStorage, PutOutcome, Storage};
+use zarrtx::storage::{Capabilities, Locks, MoveOutcome, PosixStorage, PutOutcome, Storage};
 use zarrtx::{OpenOptions, Result, Store};
 
 /// Checks, at every move of an installed element, that the current root view no longer lists it.
@@ -18,13 +18,14 @@ struct ViewWatchingStorage {
 }
 
 impl Storage for ViewWatchingStorage {
+    fn capabilities(&self) -> Capabilities { self.inner.capabilities() }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> { self.inner.get(key) }
     fn exists(&self, key: &str) -> Result<bool> { self.inner.exists(key) }
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> { self.inner.put(key, bytes) }
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome> { self.inner.put_if_absent(key, bytes) }
     fn delete(&self, key: &str) -> Result<()> { self.inner.delete(key) }
     fn list(&self, dir: &str) -> Result<Vec<String>> { self.inner.list(dir) }
-    fn move_tree(&self, from: &str, to: &str) -> Result<MoveOutcome> {
+    fn rename(&self, from: &str, to: &str) -> Result<MoveOutcome> {
         if !from.starts_with(".zarrtx") && self.inner.exists(&format!("{from}/zarr.json"))? {
             let view: serde_json::Value =
                 serde_json::from_slice(&self.inner.get("zarr.json")?.expect("root view")).unwrap();
@@ -35,17 +36,15 @@ impl Storage for ViewWatchingStorage {
             );
             self.checked_moves.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.move_tree(from, to)
+        self.inner.rename(from, to)
     }
     fn delete_tree(&self, key: &str) -> Result<u64> { self.inner.delete_tree(key) }
     fn create_dir(&self, key: &str) -> Result<()> { self.inner.create_dir(key) }
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> { self.inner.modified(key) }
     fn local_path(&self, key: &str) -> Option<PathBuf> { self.inner.local_path(key) }
     fn location(&self) -> PathBuf { self.inner.location() }
-    fn lock_exclusive(&self, key: &str) -> Result<LockGuard> { self.inner.lock_exclusive(key) }
-    fn try_lock_exclusive(&self, key: &str) -> Result<Option<LockGuard>> { self.inner.try_lock_exclusive(key) }
-    fn lock_shared(&self, key: &str) -> Result<LockGuard> { self.inner.lock_shared(key) }
-    fn try_lock_shared(&self, key: &str) -> Result<Option<LockGuard>> { self.inner.try_lock_shared(key) }
+    fn replace_file(&self, from: &str, to: &str) -> Result<bool> { self.inner.replace_file(from, to) }
+    fn locks(&self) -> &dyn Locks { self.inner.locks() }
 }
 
 #[test]

@@ -647,7 +647,7 @@ pub fn run(args: DemoArgs) -> CliResult<i32> {
         Err(e) => table_problems.push(format!("cannot read table '{DEMO_TABLE}': {e}")),
         Ok(t) => {
             table_total = t.obs.num_rows();
-            match zarrtx::table_ids::ids_by_region(DEMO_TABLE, &t.obs, "region", "instance_id") {
+            match zarrtx::table::ids::ids_by_region(DEMO_TABLE, &t.obs, "region", "instance_id") {
                 Err(e) => table_problems.push(e.to_string()),
                 Ok(mut by_region) => {
                     for (i, rows) in rows_per_worker.iter_mut().enumerate() {

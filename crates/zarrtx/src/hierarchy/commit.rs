@@ -28,7 +28,7 @@ pub(crate) fn commit(h: &Hierarchy, plan_id: &str) -> Result<ArrayCommit> {
     let storage = h.storage();
     let id = canonical_id(plan_id)?;
     let record = ArrayPlanRecord::load(storage, &id)?;
-    let _plan_lock = storage.lock_exclusive(&commit_lock_key(&id))?;
+    let _plan_lock = storage.locks().lock_exclusive(&commit_lock_key(&id))?;
     if !storage.exists(&plan_json_key(&id))? {
         return Err(Error::PlanNotFound {
             plan_id: plan_id.to_string(),
@@ -44,7 +44,7 @@ pub(crate) fn commit(h: &Hierarchy, plan_id: &str) -> Result<ArrayCommit> {
     }
     // Array commits of one hierarchy queue here: each sees the nodes and the consolidated metadata the previous
     // one left.
-    let _hierarchy_lock = storage.lock_exclusive(HIERARCHY_LOCK)?;
+    let _hierarchy_lock = storage.locks().lock_exclusive(HIERARCHY_LOCK)?;
     let staged = local(h, &record.plan.staging)?;
     let target = local(h, &record.plan.path)?;
     let done = match record.plan.mode {
@@ -84,7 +84,7 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
             sync_files(staged, &[staged.join(layout::ROOT_ZARR_JSON)])?;
         }
         create_groups(storage, &groups)?;
-        match storage.move_tree(&record.plan.staging, &record.plan.path)? {
+        match storage.rename(&record.plan.staging, &record.plan.path)? {
             MoveOutcome::Moved => {}
             MoveOutcome::TargetExists => {
                 return Err(exists("a directory without zarr.json is there: remove it, then commit again".into()))
@@ -113,7 +113,7 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
     let aside = format!("{}-old", record.plan.staging);
     if !target.exists() && storage.exists(&aside)? {
         // A commit without exchange died between its two renames: finish the second.
-        storage.move_tree(&record.plan.staging, &record.plan.path)?;
+        storage.rename(&record.plan.staging, &record.plan.path)?;
     }
     if !is_ours(record, target)? {
         match read_doc(storage, &record.plan.path)? {
@@ -140,8 +140,8 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
         if !super::nodes::exchange(staged, target)? {
             // No atomic exchange on this filesystem: the old array goes aside first, so that for an instant the
             // path is missing (a reader fails loudly) rather than half-written.
-            storage.move_tree(&record.plan.path, &aside)?;
-            storage.move_tree(&record.plan.staging, &record.plan.path)?;
+            storage.rename(&record.plan.path, &aside)?;
+            storage.rename(&record.plan.staging, &record.plan.path)?;
         }
     }
     // After the exchange the staging key holds the array as it was: nothing refers to it any more.

@@ -62,7 +62,7 @@ pub(crate) fn commit(store: &Store, plan_id: &str, options: &PlanOptions<'_>) ->
     let id = canonical_id(plan_id)?;
     let record = PlanRecord::load(storage, &id)?;
     // Committers of one plan queue here: the pyramid is computed once, into a directory only they write.
-    let _lock = storage.lock_exclusive(&commit_lock_key(&id))?;
+    let _lock = storage.locks().lock_exclusive(&commit_lock_key(&id))?;
     if !storage.exists(&plan_json_key(&id))? {
         return Err(Error::PlanNotFound {
             plan_id: plan_id.to_string(),

@@ -82,7 +82,7 @@ pub(crate) fn run_part(
     if let Some(done) = read_done(storage, id, part)? {
         return Ok(PartOutcome::AlreadyDone(done));
     }
-    let Some(_lock) = storage.try_lock_exclusive(&part_lock_key(id, part))? else {
+    let Some(_lock) = storage.locks().try_lock_exclusive(&part_lock_key(id, part))? else {
         return Err(Error::Conflict {
             name: ctx.subject.to_string(),
             reason: format!(

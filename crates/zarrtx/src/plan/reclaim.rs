@@ -94,7 +94,7 @@ pub(crate) fn gc_plans(
         }
         let mut held = Vec::with_capacity(locks.len());
         for lock in &locks {
-            match storage.try_lock_exclusive(lock)? {
+            match storage.locks().try_lock_exclusive(lock)? {
                 Some(guard) => held.push(guard),
                 None => continue 'plans,
             }

@@ -2,7 +2,7 @@
 //! which would stall the encoding threads): every file is fsynced, in parallel, then every directory, deepest
 //! first, so that the new directory entries survive power loss too.
 
-use super::parallel::try_for_each_limited;
+use crate::parallel::try_for_each_limited;
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 
 use super::array_meta::array_json;
 use super::levels::LevelPlan;
-use super::parallel::{limit_within, try_for_each_limited, IN_FLIGHT_BUDGET};
+use crate::parallel::{limit_within, try_for_each_limited, IN_FLIGHT_BUDGET};
 use super::region::{copy_box, Region};
 use super::zarr_io::{array_err, array_from_json, zarr_err, FsArray};
 use super::{Compression, DataType};

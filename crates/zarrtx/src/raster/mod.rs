@@ -13,7 +13,6 @@ mod downsample;
 pub(crate) mod durable;
 mod level_writer;
 pub(crate) mod levels;
-mod parallel;
 pub(crate) mod planned;
 mod pixel;
 mod pyramid;

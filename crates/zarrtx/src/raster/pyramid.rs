@@ -14,7 +14,7 @@ use super::{DataType, RasterArray, RasterKind};
 use crate::error::{Error, Result};
 use crate::name::ElementName;
 use ndarray::ArrayD;
-use super::parallel::{limit_within, try_for_each_limited, try_map_limited};
+use crate::parallel::{limit_within, try_for_each_limited, try_map_limited};
 use std::path::Path;
 use zarrs::array::ArraySubset;
 

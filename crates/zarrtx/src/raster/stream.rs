@@ -10,7 +10,7 @@
 //! Consecutive whole-cell blocks are gathered and encoded in parallel ([`PendingCells::write_stream`]).
 
 use super::level_writer::LevelWriter;
-use super::parallel::{limit_within, try_for_each_limited};
+use crate::parallel::{limit_within, try_for_each_limited};
 use super::pixel::with_bytes;
 use super::region::Region;
 use super::RasterArray;

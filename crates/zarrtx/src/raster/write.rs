@@ -8,7 +8,7 @@ use super::metadata::{element_group_json, DatasetEntry};
 use super::pixel::with_bytes;
 use super::pyramid::{downsample_array, reduce_for, write_level_from_disk};
 use super::region::Region;
-use super::parallel::IN_FLIGHT_BUDGET;
+use crate::parallel::IN_FLIGHT_BUDGET;
 use super::stream::{PendingCells, PENDING_BUDGET};
 use super::validate::validate;
 use super::zarr_io::{store, write_json};

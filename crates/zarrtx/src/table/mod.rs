@@ -35,6 +35,8 @@
 mod append;
 mod chunks;
 mod columns;
+pub mod ids;
+mod join;
 mod info;
 mod read;
 mod uns;

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Default upper bound, in bytes, on the working memory of the chunk and tile tasks in flight at once (half of
-/// [`DEFAULT_MEMORY_LIMIT`](super::DEFAULT_MEMORY_LIMIT)).
+/// [`DEFAULT_MEMORY_LIMIT`](crate::raster::DEFAULT_MEMORY_LIMIT)).
 pub(crate) const IN_FLIGHT_BUDGET: u64 = 128 << 20;
 
 /// How many tasks of `task_bytes` each fit in `budget` bytes (at least 1, at most the thread count).

@@ -14,9 +14,10 @@ use crate::layout;
 use crate::log::Op;
 use crate::name::{ElementName, ElementType};
 use crate::snapshot::Snapshot;
+use crate::storage::DataHandle;
 use crate::store::{AddOptions, CommitInfo, Store};
 use crate::table::{self, TableData, TableInfo};
-use crate::table_ids;
+use crate::table::ids as table_ids;
 
 impl Store {
     /// Adds an AnnData table. The table is validated first (nothing is written for bad input).
@@ -33,8 +34,8 @@ impl Store {
             None => Vec::new(),
         };
         let durable = self.durable();
-        self.add_staged_with_runs(&name, ElementType::Tables, options.overwrite, runs, |dir| {
-            table::write_table(dir, &name, data, durable)
+        self.add_staged_with_runs(&name, ElementType::Tables, options.overwrite, runs, |staged| {
+            table::write_table(&staged.local_dir()?, &name, data, durable)
         })
     }
 
@@ -46,7 +47,7 @@ impl Store {
         table::validate(&name, rows)?;
         self.ensure_writable()?;
         for _ in 0..3 {
-            let lock = self.storage().lock_exclusive(&layout::table_lock_key(&name.collision_key()))?;
+            let lock = self.storage().locks().lock_exclusive(&layout::table_lock_key(&name.collision_key()))?;
             let state = self.latest_state()?;
             let Some(record) = state.get(&name).cloned() else {
                 match self.add_table(name.as_str(), rows, &AddOptions::default()) {
@@ -66,10 +67,7 @@ impl Store {
             }
             self.ensure_applied(record.version)?;
             let dir_key = record.installed_key();
-            let dir = self.storage().local_path(&dir_key).ok_or_else(|| Error::UnsafeMedium {
-                path: self.root().to_path_buf(),
-                reason: "this storage backend cannot append to tables yet".into(),
-            })?;
+            let dir = DataHandle::new(self.inner.storage.clone(), dir_key.clone()).local_dir()?;
             let plan = table::plan_append(&dir, &record.name, &record.tree, rows)?;
             let mut new_runs = Vec::new();
             if let Some(a) = &rows.annotation {
@@ -123,7 +121,7 @@ impl Snapshot {
     /// Reads table `name` exactly as committed at this snapshot's version (rows appended later are not seen).
     pub fn read_table(&self, name: &str) -> Result<TableData> {
         let n = self.record_of(name)?.name.clone();
-        self.read_with(name, |dir, tree| table::read_table(dir, &n, tree))
+        self.read_with(name, |data, tree| table::read_table(&data.local_dir()?, &n, tree))
     }
 
     /// Size, columns and regions of table `name` at this snapshot's version.

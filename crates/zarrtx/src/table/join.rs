@@ -7,7 +7,7 @@ use crate::name::{ElementName, ElementType};
 use crate::raster::RasterArray;
 use crate::store::{AddOptions, CommitInfo, Store};
 use crate::table::{self, Annotation, Matrix, TableData};
-use crate::table_ids;
+use crate::table::ids as table_ids;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, DictionaryArray, RecordBatch};
@@ -254,7 +254,7 @@ impl Store {
         let el = ElementName::new(name)?;
         table::validate(&el, rows)?;
         self.ensure_writable()?;
-        let _lock = self.storage().lock_exclusive(&layout::table_lock_key(&el.collision_key()))?;
+        let _lock = self.storage().locks().lock_exclusive(&layout::table_lock_key(&el.collision_key()))?;
         let state = self.latest_state()?;
         let Some(record) = state.get(&el).cloned() else {
             return self.add_table(name, rows, &AddOptions::default());

@@ -1,4 +1,10 @@
 //! The store API: open (create or adopt), add / overwrite / delete elements, snapshots, history, verify, gc.
+//! The element-type parts of the API live beside this file (`tables.rs`, `vector.rs`, `plans.rs`); each method
+//! delegates to the module that holds its logic.
+
+mod plans;
+mod tables;
+mod vector;
 
 use crate::adopt;
 use crate::commit::{self, Attempt};
@@ -13,7 +19,7 @@ use crate::progress::{NoProgress, Progress};
 use crate::publish;
 use crate::raster::{self, RasterKind, RasterSource, RasterSpec};
 use crate::snapshot::Snapshot;
-use crate::storage::{PosixStorage, Storage};
+use crate::storage::{DataHandle, PosixStorage, Storage};
 use serde_json::{json, Map};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -317,8 +323,8 @@ impl Store {
         };
         let write_options =
             raster::write::WriteOptions { durable: self.inner.durable, memory_limit: options.memory_limit };
-        self.add_staged(&name, element_type, options.overwrite, |dir| {
-            raster::write::write_element_with(dir, &name, spec, source, options.progress, &write_options)
+        self.add_staged(&name, element_type, options.overwrite, |data| {
+            raster::write::write_element_with(&data.local_dir()?, &name, spec, source, options.progress, &write_options)
         })
     }
 
@@ -341,7 +347,7 @@ impl Store {
         name: &ElementName,
         element_type: ElementType,
         overwrite: bool,
-        write: impl FnOnce(&Path) -> Result<NodeTree>,
+        write: impl FnOnce(&DataHandle) -> Result<NodeTree>,
     ) -> Result<CommitInfo> {
         self.add_staged_with_runs(name, element_type, overwrite, Vec::new(), write)
     }
@@ -353,7 +359,7 @@ impl Store {
         element_type: ElementType,
         overwrite: bool,
         id_runs: Vec<String>,
-        write: impl FnOnce(&Path) -> Result<NodeTree>,
+        write: impl FnOnce(&DataHandle) -> Result<NodeTree>,
     ) -> Result<CommitInfo> {
         self.ensure_writable()?;
         if !overwrite {
@@ -361,7 +367,7 @@ impl Store {
         }
         let txn = uuid::Uuid::new_v4().to_string();
         // Held until this add returns: tells gc the staging directory is in use, even for hours.
-        let in_use = self.storage().lock_exclusive(&layout::staging_lock_key(&txn))?;
+        let in_use = self.storage().locks().lock_exclusive(&layout::staging_lock_key(&txn))?;
         let result = self.stage_and_commit(&txn, name, element_type, overwrite, id_runs, write);
         drop(in_use);
         let _ = self.storage().delete(&layout::staging_lock_key(&txn));
@@ -375,7 +381,7 @@ impl Store {
         element_type: ElementType,
         overwrite: bool,
         id_runs: Vec<String>,
-        write: impl FnOnce(&Path) -> Result<NodeTree>,
+        write: impl FnOnce(&DataHandle) -> Result<NodeTree>,
     ) -> Result<CommitInfo> {
         let staged = layout::staging_key(txn);
         let cleanup = |e: Error| {
@@ -383,11 +389,8 @@ impl Store {
             e
         };
         self.storage().create_dir(&staged).map_err(cleanup)?;
-        let dir = self.storage().local_path(&staged).ok_or_else(|| Error::UnsafeMedium {
-            path: self.inner.root.clone(),
-            reason: "this storage backend cannot stage element data yet".into(),
-        })?;
-        let tree = write(&dir).map_err(cleanup)?;
+        let handle = DataHandle::new(self.inner.storage.clone(), staged.clone());
+        let tree = write(&handle).map_err(cleanup)?;
         self.commit_add(txn, name, element_type, overwrite, &staged, tree, id_runs).map_err(cleanup)
     }
 

@@ -25,8 +25,8 @@ impl Store {
         let durable = self.durable();
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         options.progress.set_total(rows as u64);
-        let info = self.add_staged(&name, ElementType::Points, options.overwrite, |dir| {
-            vector::points::write_element(dir, &name, batches, spec, durable)
+        let info = self.add_staged(&name, ElementType::Points, options.overwrite, |data| {
+            vector::points::write_element(&data.local_dir()?, &name, batches, spec, durable)
         })?;
         options.progress.advance(rows as u64);
         Ok(info)
@@ -49,8 +49,8 @@ impl Store {
         let durable = self.durable();
         let n = data.geometry.len() as u64;
         options.progress.set_total(n);
-        let info = self.add_staged(&name, ElementType::Shapes, options.overwrite, |dir| {
-            vector::shapes::write_element(dir, &name, data, spec, durable)
+        let info = self.add_staged(&name, ElementType::Shapes, options.overwrite, |staged| {
+            vector::shapes::write_element(&staged.local_dir()?, &name, data, spec, durable)
         })?;
         options.progress.advance(n);
         Ok(info)
@@ -73,13 +73,13 @@ impl Snapshot {
     /// (without the dask index column).
     pub fn read_points(&self, name: &str) -> Result<Vec<RecordBatch>> {
         expect_type(self, name, ElementType::Points)?;
-        self.read_with(name, |dir, _| vector::points::read_element(dir))
+        self.read_with(name, |data, _| vector::points::read_element(&data.local_dir()?))
     }
 
     /// Shapes element `name` as committed at this snapshot's version.
     pub fn read_shapes(&self, name: &str) -> Result<ShapesData> {
         expect_type(self, name, ElementType::Shapes)?;
-        self.read_with(name, |dir, _| vector::shapes::read_element(dir))
+        self.read_with(name, |data, _| vector::shapes::read_element(&data.local_dir()?))
     }
 
     /// Rows, columns, geometry types, keys and transformations of a points or shapes element.
@@ -91,6 +91,6 @@ impl Snapshot {
                 reason: format!("it is a {ty} element, not points or shapes"),
             });
         }
-        self.read_with(name, |dir, tree| vector::describe(ty, dir, tree))
+        self.read_with(name, |data, tree| vector::describe(ty, &data.local_dir()?, tree))
     }
 }
