@@ -65,6 +65,22 @@ pid_is() {
     [ "$comm" = "$(comm_of "$role" | cut -c1-15)" ]
 }
 
+# Records a just-spawned background process once it has exec'd its program: until then its comm is
+# still "bash" or "setsid", and pid_is (which must stay strict, to never kill a recycled pid) would
+# take it for gone.
+spawned() {
+    local role=$1 pid=$2 want i comm
+    want=$(comm_of "$role" | cut -c1-15)
+    record "$role" "$pid"
+    for ((i = 0; i < 100; i++)); do
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 0
+        [ "$comm" = "$want" ] && return 0
+        sleep 0.02
+    done
+    say "$role (pid $pid) did not exec $want"
+    return 0
+}
+
 recorded_pid() {
     [ -f "$PIDS" ] || return 1
     awk -v r="$1" '$1 == r {print $2}' "$PIDS" | tail -n 1
@@ -159,8 +175,9 @@ log_tails() {
     local f
     for f in "$RIG"/ganesha.log "$RIG"/ganesha.out "$RIG"/rpcbind.out "$RIG"/node-a.log "$RIG"/node-b.log; do
         [ -s "$f" ] || continue
-        echo "----- tail of $f" >&2
-        tail -n 15 "$f" >&2
+        echo "----- tail of $f (without ganesha's harmless dbus/krb5 start-up noise)" >&2
+        grep -vE 'DBUS|dbus_|keytab|krb5|gssd|default realm|RADOS|SetComponentLogLevel|credentials for principal' "$f" |
+            tail -n 15 >&2 || true
     done
 }
 
@@ -289,7 +306,7 @@ do_start() {
         say "using the running portmapper"
     else
         setsid rpcbind -f -w </dev/null >"$RIG/rpcbind.out" 2>&1 &
-        record rpcbind $!
+        spawned rpcbind $!
         wait_for "$deadline" "rpcbind" rpc_up 111 portmapper 2
     fi
 
@@ -297,15 +314,16 @@ do_start() {
         fail "an NFS server already answers on 127.0.0.1:$NFS_PORT (another rig? stop it, or set ZARRTX_NFS_PORT and ZARRTX_NFS_MOUNT_PORT)"
     fi
     write_config
-    # ganesha 4.3 very occasionally shuts itself down right after starting (seen once in ~20
-    # starts, nothing logged at WARN): start it again, up to 3 times.
+    [ -f "$RIG/ganesha.log" ] && mv -f "$RIG/ganesha.log" "$RIG/ganesha.log.prev"
+    # if ganesha exits during start-up (e.g. a port still held by a dying instance), try again,
+    # up to 3 times
     local tries=0
     while :; do
         tries=$((tries + 1))
         rm -f "$RIG/ganesha.pid"
         setsid ganesha.nfsd -F -f "$RIG/ganesha.conf" -L "$RIG/ganesha.log" -p "$RIG/ganesha.pid" -N NIV_WARN \
             </dev/null >"$RIG/ganesha.out" 2>&1 &
-        record ganesha $!
+        spawned ganesha $!
         if wait_server "$deadline"; then
             break
         fi
@@ -320,7 +338,7 @@ do_start() {
     for n in "${NODES[@]}"; do
         setsid "$bin" --server 127.0.0.1 --nfs-port "$NFS_PORT" --mount-port "$MNT_PORT" --export /export \
             --name "node-$n" "${extra[@]}" "$RIG/node-$n" </dev/null >"$RIG/node-$n.log" 2>&1 &
-        record "node-$n" $!
+        spawned "node-$n" $!
     done
     for n in "${NODES[@]}"; do
         node_up() { alive_or_fail "node-$1"; is_mounted "$RIG/node-$1" && timeout 10 stat "$RIG/node-$1/." >/dev/null 2>&1; }

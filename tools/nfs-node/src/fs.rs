@@ -69,7 +69,14 @@ impl Table {
         };
         self.next_gen += 1;
         let gen = self.next_gen;
-        self.nodes.insert(ino, Node { fh: fh.to_vec(), nlookup: 1, gen });
+        self.nodes.insert(
+            ino,
+            Node {
+                fh: fh.to_vec(),
+                nlookup: 1,
+                gen,
+            },
+        );
         self.by_fh.insert(fh.to_vec(), ino);
         (ino, gen)
     }
@@ -119,11 +126,16 @@ fn err(e: i32) -> Errno {
 }
 
 fn nfh(fh: &[u8]) -> nfs_fh3 {
-    nfs_fh3 { data: Opaque::owned(fh.to_vec()) }
+    nfs_fh3 {
+        data: Opaque::owned(fh.to_vec()),
+    }
 }
 
 fn dirop<'a>(dir: &[u8], name: &'a OsStr) -> diropargs3<'a> {
-    diropargs3 { dir: nfh(dir), name: filename3(Opaque::borrowed(name.as_bytes())) }
+    diropargs3 {
+        dir: nfh(dir),
+        name: filename3(Opaque::borrowed(name.as_bytes())),
+    }
 }
 
 fn time(t: &nfstime3) -> SystemTime {
@@ -163,11 +175,17 @@ fn to_attr(ino: u64, a: &fattr3) -> FileAttr {
 }
 
 fn cred(req: &Request) -> Cred {
-    Cred { uid: req.uid(), gid: req.gid() }
+    Cred {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
 }
 
 fn mode_only(mode: u32) -> sattr3 {
-    sattr3 { mode: Nfs3Option::Some(mode & 0o7777), ..Default::default() }
+    sattr3 {
+        mode: Nfs3Option::Some(mode & 0o7777),
+        ..Default::default()
+    }
 }
 
 /// Result of one operation: an errno on failure.
@@ -181,15 +199,35 @@ impl NfsFs {
     pub fn new(rpc: Rpc, root_fh: Vec<u8>, debug: bool) -> Result<NfsFs, String> {
         let c = Cred { uid: 0, gid: 0 };
         let info = rpc
-            .nfs("FSINFO", c, true, |cl| rpc_block(cl.fsinfo(&FSINFO3args { fsroot: nfh(&root_fh) })))
+            .nfs("FSINFO", c, true, |cl| {
+                rpc_block(cl.fsinfo(&FSINFO3args {
+                    fsroot: nfh(&root_fh),
+                }))
+            })
             .map_err(|e| format!("FSINFO: {e}"))?
             .map_err(|s| format!("FSINFO: {s}"))?;
         let attrs = rpc
-            .nfs("GETATTR", c, true, |cl| rpc_block(cl.getattr(&GETATTR3args { object: nfh(&root_fh) })))
+            .nfs("GETATTR", c, true, |cl| {
+                rpc_block(cl.getattr(&GETATTR3args {
+                    object: nfh(&root_fh),
+                }))
+            })
             .map_err(|e| format!("GETATTR of the export root: {e}"))?
             .map_err(|s| format!("GETATTR of the export root: {s}"))?;
-        let mut table = Table { nodes: HashMap::new(), by_fh: HashMap::new(), next_synth: 0, next_gen: 1 };
-        table.nodes.insert(1, Node { fh: root_fh.clone(), nlookup: u64::MAX / 2, gen: 0 });
+        let mut table = Table {
+            nodes: HashMap::new(),
+            by_fh: HashMap::new(),
+            next_synth: 0,
+            next_gen: 1,
+        };
+        table.nodes.insert(
+            1,
+            Node {
+                fh: root_fh.clone(),
+                nlookup: u64::MAX / 2,
+                gen: 0,
+            },
+        );
         table.by_fh.insert(root_fh.clone(), 1);
         let fs = NfsFs {
             rpc,
@@ -216,12 +254,19 @@ impl NfsFs {
     }
 
     fn file_fh(&self, fh: FileHandle) -> R<Vec<u8>> {
-        self.files.lock().unwrap().get(&fh.0).map(|f| f.fh.clone()).ok_or(libc::EBADF)
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh.0)
+            .map(|f| f.fh.clone())
+            .ok_or(libc::EBADF)
     }
 
     fn getattr_fh(&self, c: Cred, fh: &[u8]) -> R<fattr3> {
         self.rpc
-            .nfs("GETATTR", c, true, |cl| rpc_block(cl.getattr(&GETATTR3args { object: nfh(fh) })))
+            .nfs("GETATTR", c, true, |cl| {
+                rpc_block(cl.getattr(&GETATTR3args { object: nfh(fh) }))
+            })
             .map_err(call_err)?
             .map(|ok| ok.obj_attributes)
             .map_err(errno_of)
@@ -230,7 +275,11 @@ impl NfsFs {
     fn lookup_fh(&self, c: Cred, dir: &[u8], name: &OsStr) -> R<(Vec<u8>, fattr3)> {
         let ok = self
             .rpc
-            .nfs("LOOKUP", c, true, |cl| rpc_block(cl.lookup(&LOOKUP3args { what: dirop(dir, name) })))
+            .nfs("LOOKUP", c, true, |cl| {
+                rpc_block(cl.lookup(&LOOKUP3args {
+                    what: dirop(dir, name),
+                }))
+            })
             .map_err(call_err)?
             .map_err(errno_of)?;
         let fh = ok.object.data.to_vec();
@@ -345,7 +394,13 @@ impl NfsFs {
         Ok(to_attr(ino.0, &a))
     }
 
-    fn do_mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32) -> R<(FileAttr, Generation)> {
+    fn do_mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+    ) -> R<(FileAttr, Generation)> {
         let dir = self.node_fh(parent)?;
         let c = cred(req);
         // MKDIR is not idempotent: sent once; its own status is the answer (EEXIST for the
@@ -353,7 +408,10 @@ impl NfsFs {
         let ok = self
             .rpc
             .nfs("MKDIR", c, false, |cl| {
-                rpc_block(cl.mkdir(&MKDIR3args { where_: dirop(&dir, name), attributes: mode_only(mode) }))
+                rpc_block(cl.mkdir(&MKDIR3args {
+                    where_: dirop(&dir, name),
+                    attributes: mode_only(mode),
+                }))
             })
             .map_err(call_err)?
             .map_err(errno_of)?;
@@ -363,11 +421,20 @@ impl NfsFs {
 
     /// GUARDED CREATE (the server answers EEXIST when the name exists); returns the new file's
     /// fh and attributes.
-    fn create_file(&self, c: Cred, dir: &[u8], name: &OsStr, attrs: sattr3) -> R<(Vec<u8>, fattr3)> {
+    fn create_file(
+        &self,
+        c: Cred,
+        dir: &[u8],
+        name: &OsStr,
+        attrs: sattr3,
+    ) -> R<(Vec<u8>, fattr3)> {
         let ok = self
             .rpc
             .nfs("CREATE", c, false, |cl| {
-                rpc_block(cl.create(&CREATE3args { where_: dirop(dir, name), how: createhow3::GUARDED(attrs.clone()) }))
+                rpc_block(cl.create(&CREATE3args {
+                    where_: dirop(dir, name),
+                    how: createhow3::GUARDED(attrs.clone()),
+                }))
             })
             .map_err(call_err)?
             .map_err(errno_of)?;
@@ -409,7 +476,10 @@ impl NfsFs {
                         .nfs("SETATTR", c, true, |cl| {
                             rpc_block(cl.setattr(&SETATTR3args {
                                 object: nfh(&fh),
-                                new_attributes: sattr3 { size: Nfs3Option::Some(0), ..Default::default() },
+                                new_attributes: sattr3 {
+                                    size: Nfs3Option::Some(0),
+                                    ..Default::default()
+                                },
                                 guard: Nfs3Option::None,
                             }))
                         })
@@ -444,7 +514,10 @@ impl NfsFs {
         let ok = self
             .rpc
             .nfs("ACCESS", cred(req), true, |cl| {
-                rpc_block(cl.access(&ACCESS3args { object: nfh(&fh), access: want }))
+                rpc_block(cl.access(&ACCESS3args {
+                    object: nfh(&fh),
+                    access: want,
+                }))
             })
             .map_err(call_err)?
             .map_err(errno_of)?;
@@ -464,7 +537,11 @@ impl NfsFs {
             let ok = self
                 .rpc
                 .nfs("READ", c, true, |cl| {
-                    rpc_block(cl.read(&READ3args { file: nfh(&nfs_fh), offset: off, count }))
+                    rpc_block(cl.read(&READ3args {
+                        file: nfh(&nfs_fh),
+                        offset: off,
+                        count,
+                    }))
                 })
                 .map_err(call_err)?
                 .map_err(errno_of)?;
@@ -509,7 +586,11 @@ impl NfsFs {
     fn do_commit(&self, req: &Request, nfs_fh: &[u8]) -> R<()> {
         self.rpc
             .nfs("COMMIT", cred(req), true, |cl| {
-                rpc_block(cl.commit(&COMMIT3args { file: nfh(nfs_fh), offset: 0, count: 0 }))
+                rpc_block(cl.commit(&COMMIT3args {
+                    file: nfh(nfs_fh),
+                    offset: 0,
+                    count: 0,
+                }))
             })
             .map_err(call_err)?
             .map_err(errno_of)?;
@@ -538,7 +619,9 @@ impl NfsFs {
                     .map_err(call_err)?;
                 let ok = match res {
                     Ok(ok) => ok,
-                    Err(nfsstat3::NFS3ERR_BAD_COOKIE) | Err(nfsstat3::NFS3ERR_NOT_SYNC) => continue 'restart,
+                    Err(nfsstat3::NFS3ERR_BAD_COOKIE) | Err(nfsstat3::NFS3ERR_NOT_SYNC) => {
+                        continue 'restart
+                    }
                     Err(s) => return Err(errno_of(s)),
                 };
                 verf = ok.cookieverf;
@@ -557,7 +640,11 @@ impl NfsFs {
                         Nfs3Option::Some(fh) => self.table.lock().unwrap().ino_of(&fh.data),
                         Nfs3Option::None => None,
                     };
-                    let ino = ino.unwrap_or(if e.fileid == self.root_fileid { 1 } else { e.fileid });
+                    let ino = ino.unwrap_or(if e.fileid == self.root_fileid {
+                        1
+                    } else {
+                        e.fileid
+                    });
                     entries.push((ino, t, name));
                 }
                 if ok.reply.eof {
@@ -613,7 +700,11 @@ impl Filesystem for NfsFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let r = self.do_getattr(req, ino, fh);
-        self.trace("getattr", || format!("{} fh {:?}", ino.0, fh.map(|h| h.0)), &r);
+        self.trace(
+            "getattr",
+            || format!("{} fh {:?}", ino.0, fh.map(|h| h.0)),
+            &r,
+        );
         match r {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(err(e)),
@@ -639,7 +730,11 @@ impl Filesystem for NfsFs {
         reply: ReplyAttr,
     ) {
         let r = self.do_setattr(req, ino, mode, uid, gid, size, atime, mtime, fh);
-        self.trace("setattr", || format!("{} size {size:?} mode {mode:?}", ino.0), &r);
+        self.trace(
+            "setattr",
+            || format!("{} size {size:?} mode {mode:?}", ino.0),
+            &r,
+        );
         match r {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(err(e)),
@@ -681,7 +776,10 @@ impl Filesystem for NfsFs {
             let (fh, a) = match mode & libc::S_IFMT {
                 libc::S_IFREG => self.create_file(c, &dir, name, perm)?,
                 fmt => {
-                    if !matches!(fmt, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) {
+                    if !matches!(
+                        fmt,
+                        libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK
+                    ) {
                         return Err(libc::EINVAL);
                     }
                     let what = || {
@@ -702,7 +800,10 @@ impl Filesystem for NfsFs {
                     let ok = self
                         .rpc
                         .nfs("MKNOD", c, false, |cl| {
-                            rpc_block(cl.mknod(&MKNOD3args { where_: dirop(&dir, name), what: what() }))
+                            rpc_block(cl.mknod(&MKNOD3args {
+                                where_: dirop(&dir, name),
+                                what: what(),
+                            }))
                         })
                         .map_err(call_err)?
                         .map_err(errno_of)?;
@@ -718,7 +819,15 @@ impl Filesystem for NfsFs {
         }
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let r = self.do_mkdir(req, parent, name, mode & !umask);
         self.trace("mkdir", || format!("{} {:?}", parent.0, name), &r);
         match r {
@@ -732,7 +841,9 @@ impl Filesystem for NfsFs {
             let dir = self.node_fh(parent)?;
             self.rpc
                 .nfs("REMOVE", cred(req), false, |cl| {
-                    rpc_block(cl.remove(&REMOVE3args { object: dirop(&dir, name) }))
+                    rpc_block(cl.remove(&REMOVE3args {
+                        object: dirop(&dir, name),
+                    }))
                 })
                 .map_err(call_err)?
                 .map_err(errno_of)
@@ -750,7 +861,9 @@ impl Filesystem for NfsFs {
             let dir = self.node_fh(parent)?;
             self.rpc
                 .nfs("RMDIR", cred(req), false, |cl| {
-                    rpc_block(cl.rmdir(&RMDIR3args { object: dirop(&dir, name) }))
+                    rpc_block(cl.rmdir(&RMDIR3args {
+                        object: dirop(&dir, name),
+                    }))
                 })
                 .map_err(call_err)?
                 .map_err(errno_of)
@@ -763,7 +876,14 @@ impl Filesystem for NfsFs {
         }
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let r = (|| {
             let dir = self.node_fh(parent)?;
             let c = cred(req);
@@ -809,20 +929,43 @@ impl Filesystem for NfsFs {
             let to = self.node_fh(newparent)?;
             self.rpc
                 .nfs("RENAME", cred(req), false, |cl| {
-                    rpc_block(cl.rename(&RENAME3args { from: dirop(&from, name), to: dirop(&to, newname) }))
+                    rpc_block(cl.rename(&RENAME3args {
+                        from: dirop(&from, name),
+                        to: dirop(&to, newname),
+                    }))
                 })
                 .map_err(call_err)?
                 .map_err(errno_of)
                 .map(|_| ())
         })();
-        self.trace("rename", || format!("{} {:?} -> {} {:?} flags {}", parent.0, name, newparent.0, newname, flags.bits()), &r);
+        self.trace(
+            "rename",
+            || {
+                format!(
+                    "{} {:?} -> {} {:?} flags {}",
+                    parent.0,
+                    name,
+                    newparent.0,
+                    newname,
+                    flags.bits()
+                )
+            },
+            &r,
+        );
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(err(e)),
         }
     }
 
-    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         let r = (|| {
             let fh = self.node_fh(ino)?;
             let dir = self.node_fh(newparent)?;
@@ -830,7 +973,10 @@ impl Filesystem for NfsFs {
             let ok = self
                 .rpc
                 .nfs("LINK", c, false, |cl| {
-                    rpc_block(cl.link(&LINK3args { file: nfh(&fh), link: dirop(&dir, newname) }))
+                    rpc_block(cl.link(&LINK3args {
+                        file: nfh(&fh),
+                        link: dirop(&dir, newname),
+                    }))
                 })
                 .map_err(call_err)?
                 .map_err(errno_of)?;
@@ -840,7 +986,11 @@ impl Filesystem for NfsFs {
             };
             Ok(self.entry(&fh, &a))
         })();
-        self.trace("link", || format!("{} -> {} {:?}", ino.0, newparent.0, newname), &r);
+        self.trace(
+            "link",
+            || format!("{} -> {} {:?}", ino.0, newparent.0, newname),
+            &r,
+        );
         match r {
             Ok((attr, gen)) => reply.entry(&TTL, &attr, gen),
             Err(e) => reply.error(err(e)),
@@ -889,14 +1039,25 @@ impl Filesystem for NfsFs {
         reply: ReplyWrite,
     ) {
         let r = self.do_write(req, fh, offset, data);
-        self.trace("write", || format!("{} off {offset} len {}", ino.0, data.len()), &r);
+        self.trace(
+            "write",
+            || format!("{} off {offset} len {}", ino.0, data.len()),
+            &r,
+        );
         match r {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(err(e)),
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         // Writes already reached the server before write() returned.
         reply.ok();
     }
@@ -915,7 +1076,14 @@ impl Filesystem for NfsFs {
         reply.ok();
     }
 
-    fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let r = (|| {
             let nfs_fh = match self.file_fh(fh) {
                 Ok(f) => f,
@@ -932,15 +1100,29 @@ impl Filesystem for NfsFs {
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let h = self.new_handle();
-        self.dirs.lock().unwrap().insert(h, DirHandle { entries: None });
+        self.dirs
+            .lock()
+            .unwrap()
+            .insert(h, DirHandle { entries: None });
         reply.opened(FileHandle(h), FopenFlags::empty());
     }
 
-    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let cached = if offset == 0 {
             None
         } else {
-            self.dirs.lock().unwrap().get(&fh.0).and_then(|d| d.entries.clone())
+            self.dirs
+                .lock()
+                .unwrap()
+                .get(&fh.0)
+                .and_then(|d| d.entries.clone())
         };
         let entries = match cached {
             Some(e) => e,
@@ -962,12 +1144,26 @@ impl Filesystem for NfsFs {
         reply.ok();
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.dirs.lock().unwrap().remove(&fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         // Directory operations are synchronous on the server (NFSv3 requires it).
         reply.ok();
     }
@@ -976,14 +1172,25 @@ impl Filesystem for NfsFs {
         let r = self
             .rpc
             .nfs("FSSTAT", cred(req), true, |cl| {
-                rpc_block(cl.fsstat(&FSSTAT3args { fsroot: nfh(&self.root_fh) }))
+                rpc_block(cl.fsstat(&FSSTAT3args {
+                    fsroot: nfh(&self.root_fh),
+                }))
             })
             .map_err(call_err)
             .and_then(|r| r.map_err(errno_of));
         match r {
             Ok(s) => {
                 let bs = 4096u64;
-                reply.statfs(s.tbytes / bs, s.fbytes / bs, s.abytes / bs, s.tfiles, s.ffiles, bs as u32, 255, bs as u32)
+                reply.statfs(
+                    s.tbytes / bs,
+                    s.fbytes / bs,
+                    s.abytes / bs,
+                    s.tfiles,
+                    s.ffiles,
+                    bs as u32,
+                    255,
+                    bs as u32,
+                )
             }
             Err(e) => reply.error(err(e)),
         }
@@ -997,22 +1204,41 @@ impl Filesystem for NfsFs {
             if bits == libc::F_OK {
                 return self.getattr_fh(c, &fh).map(|_| ());
             }
-            let all = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE | ACCESS3_EXECUTE;
+            let all = ACCESS3_READ
+                | ACCESS3_LOOKUP
+                | ACCESS3_MODIFY
+                | ACCESS3_EXTEND
+                | ACCESS3_DELETE
+                | ACCESS3_EXECUTE;
             let ok = self
                 .rpc
-                .nfs("ACCESS", c, true, |cl| rpc_block(cl.access(&ACCESS3args { object: nfh(&fh), access: all })))
+                .nfs("ACCESS", c, true, |cl| {
+                    rpc_block(cl.access(&ACCESS3args {
+                        object: nfh(&fh),
+                        access: all,
+                    }))
+                })
                 .map_err(call_err)?
                 .map_err(errno_of)?;
-            let is_dir = matches!(&ok.obj_attributes, Nfs3Option::Some(a) if a.type_ == ftype3::NF3DIR);
+            let is_dir =
+                matches!(&ok.obj_attributes, Nfs3Option::Some(a) if a.type_ == ftype3::NF3DIR);
             let mut need = 0;
             if bits & libc::R_OK != 0 {
                 need |= ACCESS3_READ;
             }
             if bits & libc::W_OK != 0 {
-                need |= if is_dir { ACCESS3_MODIFY } else { ACCESS3_MODIFY | ACCESS3_EXTEND };
+                need |= if is_dir {
+                    ACCESS3_MODIFY
+                } else {
+                    ACCESS3_MODIFY | ACCESS3_EXTEND
+                };
             }
             if bits & libc::X_OK != 0 {
-                need |= if is_dir { ACCESS3_LOOKUP } else { ACCESS3_EXECUTE };
+                need |= if is_dir {
+                    ACCESS3_LOOKUP
+                } else {
+                    ACCESS3_EXECUTE
+                };
             }
             if ok.access & need == need {
                 Ok(())
@@ -1037,9 +1263,15 @@ impl Filesystem for NfsFs {
         reply: ReplyCreate,
     ) {
         let r = self.do_create(req, parent, name, mode, umask, flags);
-        self.trace("create", || format!("{} {:?} flags {flags:#x}", parent.0, name), &r);
+        self.trace(
+            "create",
+            || format!("{} {:?} flags {flags:#x}", parent.0, name),
+            &r,
+        );
         match r {
-            Ok((attr, gen, h)) => reply.created(&TTL, &attr, gen, FileHandle(h), FopenFlags::empty()),
+            Ok((attr, gen, h)) => {
+                reply.created(&TTL, &attr, gen, FileHandle(h), FopenFlags::empty())
+            }
             Err(e) => reply.error(err(e)),
         }
     }

@@ -44,20 +44,47 @@ fn parse_args() -> Result<Args, String> {
     let mut timeout = 10u64;
     let mut attempts = 3u32;
     let mut threads = 8usize;
-    let mut debug = std::env::var_os("ZARRTX_NFS_NODE_DEBUG").is_some_and(|v| v != "0" && !v.is_empty());
+    let mut debug =
+        std::env::var_os("ZARRTX_NFS_NODE_DEBUG").is_some_and(|v| v != "0" && !v.is_empty());
     let mut mountpoint = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match a.as_str() {
-            "--server" => server = Some(val("--server")?.parse::<IpAddr>().map_err(|e| format!("--server: {e}"))?),
-            "--nfs-port" => nfs_port = val("--nfs-port")?.parse().map_err(|e| format!("--nfs-port: {e}"))?,
-            "--mount-port" => mount_port = val("--mount-port")?.parse().map_err(|e| format!("--mount-port: {e}"))?,
+            "--server" => {
+                server = Some(
+                    val("--server")?
+                        .parse::<IpAddr>()
+                        .map_err(|e| format!("--server: {e}"))?,
+                )
+            }
+            "--nfs-port" => {
+                nfs_port = val("--nfs-port")?
+                    .parse()
+                    .map_err(|e| format!("--nfs-port: {e}"))?
+            }
+            "--mount-port" => {
+                mount_port = val("--mount-port")?
+                    .parse()
+                    .map_err(|e| format!("--mount-port: {e}"))?
+            }
             "--export" => export = val("--export")?,
             "--name" => name = Some(val("--name")?),
-            "--timeout-secs" => timeout = val("--timeout-secs")?.parse().map_err(|e| format!("--timeout-secs: {e}"))?,
-            "--attempts" => attempts = val("--attempts")?.parse().map_err(|e| format!("--attempts: {e}"))?,
-            "--threads" => threads = val("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--timeout-secs" => {
+                timeout = val("--timeout-secs")?
+                    .parse()
+                    .map_err(|e| format!("--timeout-secs: {e}"))?
+            }
+            "--attempts" => {
+                attempts = val("--attempts")?
+                    .parse()
+                    .map_err(|e| format!("--attempts: {e}"))?
+            }
+            "--threads" => {
+                threads = val("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?
+            }
             "--debug" => debug = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
@@ -71,7 +98,9 @@ fn parse_args() -> Result<Args, String> {
     let mountpoint = mountpoint.ok_or_else(|| format!("no mount point\n{USAGE}"))?;
     let server = server.ok_or_else(|| format!("--server is required\n{USAGE}"))?;
     let name = name.unwrap_or_else(|| {
-        mountpoint.file_name().map_or_else(|| "node".to_string(), |n| n.to_string_lossy().into_owned())
+        mountpoint
+            .file_name()
+            .map_or_else(|| "node".to_string(), |n| n.to_string_lossy().into_owned())
     });
     Ok(Args {
         server,
@@ -102,7 +131,9 @@ fn block_signals() -> libc::sigset_t {
 }
 
 fn unmount(path: &std::path::Path) {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else { return };
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
     unsafe {
         if libc::umount2(c.as_ptr(), 0) != 0 {
             // Busy (a process still has its cwd or a file there): detach it lazily.
@@ -124,7 +155,11 @@ fn main() -> ExitCode {
     // A mount point left by a crashed daemon answers ENOTCONN: detach it first.
     if let Err(e) = std::fs::metadata(&args.mountpoint) {
         if e.raw_os_error() == Some(libc::ENOTCONN) {
-            eprintln!("[{}] {} is a dead FUSE mount: detaching it", args.name, args.mountpoint.display());
+            eprintln!(
+                "[{}] {} is a dead FUSE mount: detaching it",
+                args.name,
+                args.mountpoint.display()
+            );
             unmount(&args.mountpoint);
         }
     }
@@ -139,7 +174,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let rpc = rpc::Rpc::new(nfs_addr, args.timeout, args.attempts, args.name.clone(), args.debug);
+    let rpc = rpc::Rpc::new(
+        nfs_addr,
+        args.timeout,
+        args.attempts,
+        args.name.clone(),
+        args.debug,
+    );
     let fs = match fs::NfsFs::new(rpc, root_fh, args.debug) {
         Ok(fs) => fs,
         Err(e) => {
@@ -161,7 +202,11 @@ fn main() -> ExitCode {
     let session = match fuser::spawn_mount(fs, &args.mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("[{}] FUSE mount at {} failed: {e}", args.name, args.mountpoint.display());
+            eprintln!(
+                "[{}] FUSE mount at {} failed: {e}",
+                args.name,
+                args.mountpoint.display()
+            );
             return ExitCode::from(1);
         }
     };
@@ -178,7 +223,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::sigwait(&sigs, &mut sig);
     }
-    eprintln!("[{}] signal {sig}: unmounting {}", args.name, args.mountpoint.display());
+    eprintln!(
+        "[{}] signal {sig}: unmounting {}",
+        args.name,
+        args.mountpoint.display()
+    );
     unmount(&args.mountpoint);
     // Do not join the FUSE threads (a lazily detached mount may still have users); exiting
     // closes /dev/fuse, which ends the connection.

@@ -47,7 +47,12 @@ impl Conn {
             .ok_or_else(|| timed_out("connect"))?;
         let stream = TcpStream::connect_timeout(&addr, left)?;
         stream.set_nodelay(true)?;
-        Ok(Conn { stream, deadline, rbuf: Vec::new(), rpos: 0 })
+        Ok(Conn {
+            stream,
+            deadline,
+            rbuf: Vec::new(),
+            rpos: 0,
+        })
     }
 
     fn left(&self, what: &str) -> io::Result<Duration> {
@@ -92,7 +97,10 @@ impl Conn {
             let h = u32::from_be_bytes(hdr);
             let len = (h & 0x7fff_ffff) as usize;
             if payload.len() + len > MAX_RECORD {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "RPC record too large"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "RPC record too large",
+                ));
             }
             let start = payload.len();
             payload.resize(start + len, 0);
@@ -225,9 +233,23 @@ fn is_timeout(e: &RpcError) -> bool {
 }
 
 impl Rpc {
-    pub fn new(addr: SocketAddr, timeout: Duration, attempts: u32, node: String, debug: bool) -> Rpc {
+    pub fn new(
+        addr: SocketAddr,
+        timeout: Duration,
+        attempts: u32,
+        node: String,
+        debug: bool,
+    ) -> Rpc {
         let machine = format!("zarrtx-nfs-{node}").into_bytes();
-        Rpc { addr, timeout, attempts: attempts.max(1), machine, node, stamp: AtomicU64::new(1), debug }
+        Rpc {
+            addr,
+            timeout,
+            attempts: attempts.max(1),
+            machine,
+            node,
+            stamp: AtomicU64::new(1),
+            debug,
+        }
     }
 
     fn auth(&self, cred: Cred) -> opaque_auth<'static> {
@@ -258,11 +280,22 @@ impl Rpc {
     ) -> Result<T, CallError> {
         let quick = matches!(
             what,
-            "READ" | "GETATTR" | "LOOKUP" | "ACCESS" | "READDIRPLUS" | "FSSTAT" | "FSINFO" | "READLINK"
+            "READ"
+                | "GETATTR"
+                | "LOOKUP"
+                | "ACCESS"
+                | "READDIRPLUS"
+                | "FSSTAT"
+                | "FSINFO"
+                | "READLINK"
         );
         let budget = self.timeout * if idempotent { self.attempts } else { 1 };
         let start = Instant::now();
-        let mut attempt_timeout = if quick { self.timeout.min(Duration::from_secs(2)) } else { self.timeout };
+        let mut attempt_timeout = if quick {
+            self.timeout.min(Duration::from_secs(2))
+        } else {
+            self.timeout
+        };
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -278,7 +311,10 @@ impl Rpc {
                             }
                             Err(e) if Instant::now() + Duration::from_millis(100) < deadline => {
                                 if self.debug {
-                                    eprintln!("[{}] connect {}: {e}; retrying", self.node, self.addr);
+                                    eprintln!(
+                                        "[{}] connect {}: {e}; retrying",
+                                        self.node, self.addr
+                                    );
                                 }
                                 std::thread::sleep(Duration::from_millis(100));
                             }
@@ -314,7 +350,11 @@ impl Rpc {
                 Err(x) => x,
             };
             let timeout = is_timeout(&e);
-            let last = if timeout { CallError::TimedOut } else { CallError::Failed(e.to_string()) };
+            let last = if timeout {
+                CallError::TimedOut
+            } else {
+                CallError::Failed(e.to_string())
+            };
             let elapsed = start.elapsed();
             let give_up = (!idempotent && !never_sent) || elapsed >= budget;
             eprintln!(
@@ -330,7 +370,11 @@ impl Rpc {
             if !timeout {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            attempt_timeout = (attempt_timeout * 2).min(self.timeout).min(budget.saturating_sub(start.elapsed()).max(Duration::from_millis(100)));
+            attempt_timeout = (attempt_timeout * 2).min(self.timeout).min(
+                budget
+                    .saturating_sub(start.elapsed())
+                    .max(Duration::from_millis(100)),
+            );
         }
     }
 
@@ -354,7 +398,9 @@ impl Rpc {
                 Nfs3Result::Err((stat, _)) => return Ok(Err(stat)),
             }
         }
-        Err(CallError::Failed(format!("{what}: server kept answering NFS3ERR_JUKEBOX")))
+        Err(CallError::Failed(format!(
+            "{what}: server kept answering NFS3ERR_JUKEBOX"
+        )))
     }
 }
 
@@ -366,7 +412,8 @@ pub fn mount_export(
     machine: &[u8],
 ) -> Result<Vec<u8>, String> {
     let deadline = Instant::now() + timeout;
-    let mut conn = Conn::connect(addr, deadline).map_err(|e| format!("connect to mountd {addr}: {e}"))?;
+    let mut conn =
+        Conn::connect(addr, deadline).map_err(|e| format!("connect to mountd {addr}: {e}"))?;
     let cred = opaque_auth::auth_unix(&auth_unix {
         stamp: 0,
         machinename: Opaque::owned(machine.to_vec()),
@@ -460,8 +507,15 @@ mod tests {
         let took = t.elapsed();
         assert!(matches!(r, Err(CallError::TimedOut)), "{r:?}");
         assert_eq!(r.unwrap_err().errno(), libc::ETIMEDOUT);
-        assert!(took >= Duration::from_millis(950) && took < Duration::from_millis(1900), "{took:?}");
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "a non-idempotent call must not be resent");
+        assert!(
+            took >= Duration::from_millis(950) && took < Duration::from_millis(1900),
+            "{took:?}"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "a non-idempotent call must not be resent"
+        );
     }
 
     #[test]
@@ -472,8 +526,15 @@ mod tests {
         let r = rpc.call("GETATTR", ROOT, true, null_call);
         let took = t.elapsed();
         assert!(matches!(r, Err(CallError::TimedOut)), "{r:?}");
-        assert!(took >= Duration::from_millis(2900) && took < Duration::from_millis(4000), "{took:?}");
-        assert_eq!(accepted.load(Ordering::SeqCst), 3, "three 1 s attempts, each on a new connection");
+        assert!(
+            took >= Duration::from_millis(2900) && took < Duration::from_millis(4000),
+            "{took:?}"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "three 1 s attempts, each on a new connection"
+        );
     }
 
     #[test]
@@ -505,6 +566,7 @@ mod tests {
             let _ = s.read(&mut sink);
         });
         let rpc = Rpc::new(addr, Duration::from_secs(2), 1, "t".into(), false);
-        rpc.call("NULL", ROOT, true, null_call).expect("two-fragment reply accepted");
+        rpc.call("NULL", ROOT, true, null_call)
+            .expect("two-fragment reply accepted");
     }
 }

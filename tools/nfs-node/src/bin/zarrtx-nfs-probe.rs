@@ -15,6 +15,7 @@
 //!   lockf PATH nb|wait:MS      exclusive fcntl (POSIX) lock, held until `unlock PATH`
 //!   hold PATH                  open PATH read-only and keep the fd
 //!   readheld PATH              read the held fd from offset 0 (like `read`)
+//!   fstatheld PATH             fstat the held fd -> `ok INO NLINK SIZE`
 //!   unlock PATH                release a lock and/or close a held fd
 //!   renameloop DIR TARGET COUNT LEN   COUNT times: write DIR/.tmp-PID (LEN bytes of the
 //!                              round's letter), rename it over TARGET -> `ok COUNT`
@@ -31,7 +32,9 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 fn errname(e: &io::Error) -> String {
-    let Some(n) = e.raw_os_error() else { return format!("{e}").replace(' ', "_") };
+    let Some(n) = e.raw_os_error() else {
+        return format!("{e}").replace(' ', "_");
+    };
     let name = match n {
         libc::EEXIST => "EEXIST",
         libc::ENOENT => "ENOENT",
@@ -79,25 +82,47 @@ fn alarm_ms(ms: u64) {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
         let it = libc::itimerval {
-            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
-            it_value: libc::timeval { tv_sec: (ms / 1000) as libc::time_t, tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t },
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: (ms / 1000) as libc::time_t,
+                tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+            },
         };
         libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
     }
 }
 
 fn write_file(path: &str, data: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(data)?;
     drop(f);
     Ok(())
 }
 
-fn read_file(path: &str) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
+/// Reads with plain read() calls and no fstat first (std's read_to_end asks for the size, and that
+/// stat makes FUSE refresh the attributes: it would hide a kernel clamping reads to a stale size).
+fn read_all(f: &mut File) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
-    f.read_to_end(&mut v)?;
-    Ok(v)
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(v),
+            Ok(n) => v.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read_file(path: &str) -> io::Result<Vec<u8>> {
+    read_all(&mut File::open(path)?)
 }
 
 fn describe(data: &[u8]) -> String {
@@ -114,9 +139,17 @@ fn describe(data: &[u8]) -> String {
 }
 
 fn lock(held: &mut HashMap<String, File>, kind: &str, path: &str, mode: &str) -> io::Result<()> {
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)?;
     let fd = f.as_raw_fd();
-    let wait = mode.strip_prefix("wait:").map(|ms| ms.parse::<u64>().unwrap_or(1000));
+    let wait = mode
+        .strip_prefix("wait:")
+        .map(|ms| ms.parse::<u64>().unwrap_or(1000));
     if let Some(ms) = wait {
         alarm_ms(ms);
     }
@@ -127,7 +160,11 @@ fn lock(held: &mut HashMap<String, File>, kind: &str, path: &str, mode: &str) ->
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
         fl.l_type = libc::F_WRLCK as libc::c_short;
         fl.l_whence = libc::SEEK_SET as libc::c_short;
-        let cmd = if wait.is_none() { libc::F_SETLK } else { libc::F_SETLKW };
+        let cmd = if wait.is_none() {
+            libc::F_SETLK
+        } else {
+            libc::F_SETLKW
+        };
         check(unsafe { libc::fcntl(fd, cmd, &fl) })
     };
     if wait.is_some() {
@@ -170,10 +207,20 @@ fn run(cmd: &[&str], held: &mut HashMap<String, File>) -> io::Result<String> {
                 _ => return Err(bad()),
             };
             let (s, d) = (cstr(src), cstr(dst));
-            check(unsafe { libc::renameat2(libc::AT_FDCWD, s.as_ptr(), libc::AT_FDCWD, d.as_ptr(), flags) })
-                .map(|_| "ok".into())
+            check(unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    s.as_ptr(),
+                    libc::AT_FDCWD,
+                    d.as_ptr(),
+                    flags,
+                )
+            })
+            .map(|_| "ok".into())
         }
-        [kind @ ("flock" | "lockf"), path, mode] => lock(held, kind, path, mode).map(|_| "ok".into()),
+        [kind @ ("flock" | "lockf"), path, mode] => {
+            lock(held, kind, path, mode).map(|_| "ok".into())
+        }
         ["hold", path] => {
             let f = File::open(path)?;
             held.insert(format!("hold:{path}"), f);
@@ -191,6 +238,11 @@ fn run(cmd: &[&str], held: &mut HashMap<String, File>) -> io::Result<String> {
                 v.extend_from_slice(&buf[..n]);
             }
             Ok(describe(&v))
+        }
+        ["fstatheld", path] => {
+            let f = held.get(&format!("hold:{path}")).ok_or_else(bad)?;
+            let m = f.metadata()?;
+            Ok(format!("ok {} {} {}", m.ino(), m.nlink(), m.size()))
         }
         ["unlock", path] => {
             held.remove(&format!("hold:{path}"));
@@ -219,10 +271,11 @@ fn run(cmd: &[&str], held: &mut HashMap<String, File>) -> io::Result<String> {
                 n += 1;
                 // Errors are told apart by the call that failed: open (path-based) or read (on
                 // the open fd).
-                let res = File::open(path).map_err(|e| format!("{}@open", errname(&e))).and_then(|mut f| {
-                    let mut v = Vec::new();
-                    f.read_to_end(&mut v).map(|_| v).map_err(|e| format!("{}@read", errname(&e)))
-                });
+                let res = File::open(path)
+                    .map_err(|e| format!("{}@open", errname(&e)))
+                    .and_then(|mut f| {
+                        read_all(&mut f).map_err(|e| format!("{}@read", errname(&e)))
+                    });
                 let key = match res {
                     Ok(d) if d.len() == len && d.iter().all(|&b| b == d[0]) => "ok".to_string(),
                     Ok(_) => "torn".to_string(),
