@@ -149,7 +149,7 @@ do_stop() {
 
 rpc_up() {
     # $1 port, $2 program, $3 version: a NULL call over TCP straight to the port (no portmapper)
-    timeout 5 rpcinfo -n "$1" -t 127.0.0.1 "$2" "$3" >/dev/null 2>&1
+    timeout -k 1 5 rpcinfo -n "$1" -t 127.0.0.1 "$2" "$3" >/dev/null 2>&1
 }
 
 env_lines() {
@@ -166,7 +166,7 @@ healthy() {
         pid=$(recorded_pid "node-$n") || return 1
         pid_is "node-$n" "$pid" || return 1
         is_mounted "$RIG/node-$n" || return 1
-        timeout 10 stat "$RIG/node-$n/." >/dev/null 2>&1 || return 1
+        timeout -k 1 10 stat "$RIG/node-$n/." >/dev/null 2>&1 || return 1
     done
     return 0
 }
@@ -341,7 +341,7 @@ do_start() {
         spawned "node-$n" $!
     done
     for n in "${NODES[@]}"; do
-        node_up() { alive_or_fail "node-$1"; is_mounted "$RIG/node-$1" && timeout 10 stat "$RIG/node-$1/." >/dev/null 2>&1; }
+        node_up() { alive_or_fail "node-$1"; is_mounted "$RIG/node-$1" && timeout -k 1 10 stat "$RIG/node-$1/." >/dev/null 2>&1; }
         wait_for "$deadline" "the FUSE mount $RIG/node-$n" node_up "$n"
     done
 

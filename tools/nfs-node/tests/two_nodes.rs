@@ -59,7 +59,9 @@ impl Rig {
                 owned: false,
             });
         }
-        let dir = std::env::temp_dir().join(format!("zarrtx-nfs-selftest-{}", std::process::id()));
+        // A fixed directory: a run that was killed before it could stop its rig leaves it there,
+        // and the next `start` in the same directory cleans it up.
+        let dir = std::env::temp_dir().join("zarrtx-nfs-selftest");
         let t0 = Instant::now();
         let out = Command::new("bash")
             .arg(script())
