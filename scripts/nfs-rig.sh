@@ -36,7 +36,14 @@ usage() {
 
 [ $# -eq 2 ] || usage
 CMD=$1
-mkdir -p "$2"
+if [ ! -d "$2" ]; then
+    case "$CMD" in
+        start) mkdir -p "$2" ;;
+        stop) echo "nfs-rig: no rig in $2" >&2; exit 0 ;;
+        status) echo "nfs-rig: no rig in $2" >&2; exit 1 ;;
+        *) usage ;;
+    esac
+fi
 RIG=$(cd "$2" && pwd)
 case "$RIG" in *[[:space:]]*) say "the rig directory must not contain whitespace: $RIG"; exit 2 ;; esac
 PIDS=$RIG/pids
