@@ -196,11 +196,11 @@ fail() {
 }
 
 ensure_packages() {
-    local missing=()
-    dpkg -s nfs-ganesha >/dev/null 2>&1 || missing+=(nfs-ganesha)
-    dpkg -s nfs-ganesha-vfs >/dev/null 2>&1 || missing+=(nfs-ganesha-vfs)
-    dpkg -s rpcbind >/dev/null 2>&1 || missing+=(rpcbind)
-    command -v timeout >/dev/null || missing+=(coreutils)
+    local missing=() p
+    # "installed" only: a removed package keeps its config files and `dpkg -s` still succeeds
+    for p in nfs-ganesha nfs-ganesha-vfs rpcbind; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -209,6 +209,9 @@ ensure_packages() {
         apt-get install -y --no-install-recommends "${missing[@]}" >>"$RIG/apt.log" 2>&1 ||
             { tail -n 20 "$RIG/apt.log" >&2; say "apt-get install ${missing[*]} failed"; exit 1; }
     fi
+    for p in ganesha.nfsd rpcbind rpcinfo; do
+        command -v "$p" >/dev/null || { say "$p is missing after installing ${missing[*]}"; exit 1; }
+    done
 }
 
 node_binary() {
@@ -314,7 +317,8 @@ do_start() {
     else
         setsid rpcbind -f -w </dev/null >"$RIG/rpcbind.out" 2>&1 &
         spawned rpcbind $!
-        wait_for "$deadline" "rpcbind" rpc_up 111 portmapper 2
+        rpcbind_up() { alive_or_fail rpcbind; rpc_up 111 portmapper 2; }
+        wait_for "$deadline" "rpcbind" rpcbind_up
     fi
 
     if rpc_up "$NFS_PORT" nfs 3; then
