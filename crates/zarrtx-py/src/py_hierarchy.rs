@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use std::path::PathBuf;
 use std::time::Duration;
 use zarrtx::{
-    ArrayCommit, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy, HierarchyOptions,
+    ArrayCommit, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy, OpenOptions,
 };
 
 /// A handle on one Zarr v3 hierarchy.
@@ -66,7 +66,7 @@ impl PyHierarchy {
         single_writer: bool,
         durable: bool,
     ) -> PyResult<Self> {
-        let options = HierarchyOptions { create, read_only, single_writer, durable };
+        let options = OpenOptions { create, read_only, single_writer, durable, ..OpenOptions::default() };
         let hierarchy = crate::pool::detach(py, || Hierarchy::open(&path, &options)).py()?;
         Ok(PyHierarchy { path: hierarchy.root().to_string_lossy().into_owned(), hierarchy })
     }

@@ -46,7 +46,7 @@ impl PyStore {
         single_writer: bool,
         durable: bool,
     ) -> PyResult<Self> {
-        let options = OpenOptions { create, read_only, single_writer, durable };
+        let options = OpenOptions { create, read_only, single_writer, durable, ..OpenOptions::default() };
         let store = crate::pool::detach(py, || Store::open(&path, &options)).py()?;
         Ok(PyStore { path: store.root().to_string_lossy().into_owned(), store })
     }

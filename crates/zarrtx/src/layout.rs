@@ -3,17 +3,18 @@
 //! ```text
 //! zarr.json                     published view: root group + inline consolidated metadata + "zarrtx" key
 //! images/ labels/ points/ shapes/ tables/   the type groups; elements installed at <type>/<name>/
-//! .zarrtx/format.json           marks a zarrtx-managed store
+//! .zarrtx/format.json           marks a zarrtx-managed store; its timing settings (publish fence, lease timeout)
 //! .zarrtx/log/<v:020>.json      commit entries, immutable, created with create-if-absent
 //! .zarrtx/checkpoints/<v:020>.json  full state as of version v (deterministic, create-if-absent)
 //! .zarrtx/head                  hint: a committed version (never ahead of the truth)
-//! .zarrtx/applied               version whose operations are installed and published (under the publish lock)
-//! .zarrtx/staging/<txn>/        element data being written by transaction <txn>
+//! .zarrtx/applied               hint: every entry up to this version is installed (never ahead of the truth)
+//! .zarrtx/staging/<txn>/        element data (or an append's files) being written by transaction <txn>
+//! .zarrtx/staging/<txn>.lease   the writer's lease on it (renewed while it works; gc keeps the area while alive)
 //! .zarrtx/trash/<v:020>-<key>/  element data displaced by the commit at version v, kept for the grace period
 //! .zarrtx/tmp/                  temporary files of atomic writes
 //! .zarrtx/probe/                files of the create-if-absent probe
-//! .zarrtx/locks/publish.lock    serializes installing and publishing (not commits)
-//! .zarrtx/locks/table-<key>.lock  orders appenders of one table
+//! .zarrtx/locks/publish.lock    publishers of one node queue on it (an optimization; not needed for correctness)
+//! .zarrtx/locks/table-<key>.lock  appenders of one table queue on it (an optimization; not needed for correctness)
 //! .zarrtx/locks/user.lock       the whole-store user lock (`Store::lock` without a name)
 //! .zarrtx/locks/user-<key>.lock the user lock named <key> (collision key: lower-cased element-name rules)
 //! .zarrtx/plans/<plan id>/      a write plan: plan.json, staged/ (the element), parts/<i>.{lock,started,done},
@@ -98,9 +99,9 @@ pub fn plan_key(plan_id: &str) -> String {
     format!("{PLANS_DIR}/{plan_id}")
 }
 
-/// Key of the lock a writer holds on its staging directory while it may still commit it.
-pub fn staging_lock_key(txn: &str) -> String {
-    format!("{STAGING_DIR}/{txn}.lock")
+/// Key of the lease a writer holds on its staging area while it may still commit it (see `storage::lease`).
+pub fn staging_lease_key(txn: &str) -> String {
+    format!("{STAGING_DIR}/{txn}.lease")
 }
 
 /// Key under which the element with collision key `key`, displaced by the commit at `version`, is kept.

@@ -14,6 +14,7 @@ pub mod log;
 pub mod maintenance;
 pub mod meta;
 pub mod name;
+pub mod settings;
 pub(crate) mod parallel;
 pub mod hierarchy;
 pub mod plan;
@@ -37,7 +38,7 @@ pub use raster::{
     Compression, DataType, Pyramid, RasterArray, RasterBlock, RasterKind, RasterSource, RasterSpec,
 };
 pub use snapshot::{ElementInfo, Snapshot};
-pub use hierarchy::{ArrayCommit, ArrayMode, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy, HierarchyOptions};
+pub use hierarchy::{ArrayCommit, ArrayMode, ArrayPlanInfo, ArrayPlanStatus, ArraySpec, ArrayTarget, Hierarchy};
 pub use store::{AddOptions, CommitInfo, CommitRecord, OpenOptions, Store};
 pub use transform::Transformation;
 pub use user_lock::{LockMode, UserLock};

@@ -7,6 +7,7 @@ use crate::log::reader::{self, read_entry};
 use crate::log::{Op, StoreState};
 use crate::name::ElementType;
 use crate::publish;
+use crate::storage::lease::{self, LeaseState};
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ pub struct GcReport {
     pub published_version: u64,
 }
 
-/// Staging keys referenced by committed `Add`s that are not installed yet.
+/// Staging keys referenced by committed adds and appends that are not installed yet.
 fn pending_staging(store: &Store, state: &StoreState) -> Result<BTreeSet<String>> {
     let applied = publish::applied_version(store.storage())?;
     let mut pending = BTreeSet::new();
@@ -53,13 +54,40 @@ fn pending_staging(store: &Store, state: &StoreState) -> Result<BTreeSet<String>
     for v in first..=state.version {
         if let Some(entry) = read_entry(store.storage(), v)? {
             for op in entry.ops {
-                if let Op::Add { staged, .. } = op {
-                    pending.insert(staged);
+                match op {
+                    Op::Add { staged, .. } | Op::Append { staged: Some(staged), .. } => {
+                        pending.insert(staged);
+                    }
+                    _ => {}
                 }
             }
         }
     }
     Ok(pending)
+}
+
+/// A displaced generation whose data still sits at its element's location (a delete leaves it there until gc or a
+/// later add of the name evicts it to the trash): (displacing version, collision key, location).
+fn unevicted(store: &Store, state: &StoreState) -> Result<Vec<(u64, String, String)>> {
+    let storage = store.storage();
+    let mut out = Vec::new();
+    for (generation, d) in &state.displaced {
+        let Some((_, key)) = generation.split_once(':') else { continue };
+        let Some((t, n)) = &d.element else { continue };
+        if storage.exists(&layout::trash_key(d.version, key))? {
+            continue;
+        }
+        let location = layout::element_key(*t, n);
+        // The location holds this generation unless a later generation of the name is installed there.
+        let newer_installed = state
+            .elements
+            .get(key)
+            .is_some_and(|r| r.installed_key() == location && r.staged.as_ref().is_none_or(|s| !storage.exists(s).unwrap_or(true)));
+        if !newer_installed && storage.exists(&format!("{location}/zarr.json"))? {
+            out.push((d.version, key.to_string(), location));
+        }
+    }
+    Ok(out)
 }
 
 fn age(store: &Store, key: &str) -> Result<Duration> {
@@ -159,6 +187,7 @@ impl Store {
                 ));
             }
         }
+        let kept: Vec<(u64, String, String)> = unevicted(self, &state)?;
         for t in ElementType::ALL {
             for child in storage.list(t.group())? {
                 if child == "zarr.json" || child.starts_with('.') {
@@ -168,6 +197,12 @@ impl Store {
                     .elements
                     .values()
                     .any(|r| r.element_type == t && r.name.as_str() == child);
+                let key = format!("{}/{child}", t.group());
+                if !committed && kept.iter().any(|(_, _, location)| *location == key) {
+                    // Deleted (or displaced) data kept in place for readers of older versions, until gc.
+                    report.retained.push(storage.location().join(key));
+                    continue;
+                }
                 if !committed {
                     report.problems.push(format!(
                         "{}/{child} is not a committed element (invisible to readers; written by another tool?)",
@@ -179,7 +214,7 @@ impl Store {
         let pending = pending_staging(self, &state)?;
         for name in storage.list(layout::STAGING_DIR)? {
             let key = format!("{}/{name}", layout::STAGING_DIR);
-            if !pending.contains(&key) {
+            if !pending.contains(&key) && !name.ends_with(".lease") {
                 report.leftovers.push(storage.location().join(key));
             }
         }
@@ -217,29 +252,50 @@ impl Store {
             Ok(())
         };
         let pending = pending_staging(self, &state)?;
+        let lease_timeout = self.settings().lease_timeout();
         for name in storage.list(layout::STAGING_DIR)? {
             let key = format!("{}/{name}", layout::STAGING_DIR);
+            let txn = name.strip_suffix(".lease").or_else(|| name.strip_suffix(".lock")).unwrap_or(&name);
+            let lease = layout::staging_lease_key(txn);
+            if name.ends_with(".lease") {
+                // A lease whose writer is gone (and whose area went with it): nothing to keep.
+                if !storage.exists(&layout::staging_key(txn))? && lease::lease_state(storage, &key, lease_timeout)? == LeaseState::Expired {
+                    remove(key, &mut report)?;
+                }
+                continue;
+            }
             if pending.contains(&key) || age(self, &key)? < grace {
                 continue;
             }
-            let txn = name.strip_suffix(".lock").unwrap_or(&name);
-            // A running writer holds its staging lock for as long as it may still commit.
-            let Some(_held) = storage.locks().try_lock_exclusive(&layout::staging_lock_key(txn))? else {
-                continue;
-            };
-            remove(key, &mut report)?;
-            if name.ends_with(".lock") {
+            // A writer renews its lease for as long as it may still commit: revoke only an expired one (the writer's
+            // own check before committing then fails), never a live one.
+            if !lease::revoke_if_expired(storage, &lease, lease_timeout)? {
                 continue;
             }
-            let _ = storage.delete(&layout::staging_lock_key(txn));
+            remove(key, &mut report)?;
+        }
+        // Data of deleted generations still at their element's location: into the trash once the fence passed
+        // since their delete was seen (no publisher can list them any more) and they are older than the grace period.
+        let fence = self.settings().publish_fence();
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let times = commit_times(self, state.version)?;
+        for (displaced_at, key, location) in unevicted(self, &state)? {
+            let old_enough = times.get(&displaced_at).is_some_and(|ms| now_ms.saturating_sub(*ms) >= grace.as_millis() as u64);
+            if !old_enough || !storage.capabilities().rename {
+                continue;
+            }
+            if !storage.capabilities().conditional_replace {
+                if let Some(wait) = (self.inner.seen_at(displaced_at) + fence).checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            storage.rename(&location, &layout::trash_key(displaced_at, &key))?;
         }
         // Write plans idle for the grace period whose locks nobody holds (abandoned, or committed long ago).
         for (key, bytes) in crate::plan::reclaim::gc(self, grace, &pending)? {
             report.bytes_freed += bytes;
             report.removed.push(storage.location().join(key));
         }
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let times = commit_times(self, state.version)?;
         for name in storage.list(layout::TRASH_DIR)? {
             let key = format!("{}/{name}", layout::TRASH_DIR);
             let displaced_ms = trash_version(&name).and_then(|v| times.get(&v).copied());

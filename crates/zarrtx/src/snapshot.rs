@@ -1,6 +1,11 @@
 //! Snapshots: a store as committed at one version. Element lists and metadata come from the log; data reads
-//! locate the element's generation (installed, staged or in the trash) and re-check after reading that it did
-//! not move meanwhile, so a snapshot reads exactly what was committed at its version (G5).
+//! locate the element's generation (still staged, installed, or evicted to the trash) and re-check after reading
+//! that it did not move meanwhile, so a snapshot reads exactly what was committed at its version (G5).
+//!
+//! A generation's data moves at most twice, each time by one rename to a key that names it: from its staging area
+//! to `<type>/<name>` when it is installed, and from there to `.zarrtx/trash/<d>-<key>` (`d` the commit that
+//! displaced it) when it is evicted. So a read is valid when, after it, the data is still where it was read:
+//! the staging area still exists, or no eviction of the generation has happened (its trash key does not exist).
 
 use crate::error::{Error, Result};
 use crate::layout;
@@ -9,7 +14,7 @@ use crate::log::{ElementRecord, StoreState, WriterInfo};
 use crate::meta::NodeTree;
 use crate::name::{ElementName, ElementType};
 use crate::raster::{self, RasterArray, RasterInfo, RasterKind};
-use crate::store::Store;
+use crate::commit::Committer;
 use std::ops::Range;
 use crate::storage::DataHandle;
 use std::sync::Arc;
@@ -44,13 +49,32 @@ impl From<&ElementRecord> for ElementInfo {
 /// The store as committed at one version.
 #[derive(Clone)]
 pub struct Snapshot {
-    store: Store,
+    committer: Arc<Committer>,
     state: Arc<StoreState>,
 }
 
+/// Where a generation's data was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    /// In its staging area (committed, not installed yet).
+    Staged(String),
+    /// At `<type>/<name>`.
+    Installed(String),
+    /// Evicted to the trash by the commit at version `d`.
+    Trash(String),
+}
+
+impl Location {
+    fn key(&self) -> &str {
+        match self {
+            Location::Staged(k) | Location::Installed(k) | Location::Trash(k) => k,
+        }
+    }
+}
+
 impl Snapshot {
-    pub(crate) fn new(store: Store, state: Arc<StoreState>) -> Self {
-        Snapshot { store, state }
+    pub(crate) fn new(committer: Arc<Committer>, state: Arc<StoreState>) -> Self {
+        Snapshot { committer, state }
     }
 
     /// The version this snapshot reflects.
@@ -97,20 +121,27 @@ impl Snapshot {
         self.read_with(name, |data, _| raster::read::read_region(&data.local_dir()?, &n, level, region))
     }
 
-    /// Runs `read` on the directory holding the data of element `name` as committed at this snapshot's
-    /// version, with its committed metadata tree. If a later commit moves that data while `read` runs, the read is
-    /// repeated at the new location, so the result is never torn.
+    /// Runs `read` on the data of element `name` as committed at this snapshot's version (a [`DataHandle`] on
+    /// wherever that generation's data is now), with its committed metadata tree. If the data moves while `read`
+    /// runs, the read is repeated where it went, so the result is never torn.
     pub fn read_with<T>(&self, name: &str, mut read: impl FnMut(&DataHandle, &NodeTree) -> Result<T>) -> Result<T> {
         let record = self.record(name)?;
-        let gen = generation_id(record.version, &record.name.collision_key());
+        // A table's appends up to this version must be installed for its rows to be read in place.
+        if record.modified_version > record.version && !self.committer.ensure_installed(record.modified_version)? {
+            return Err(Error::VersionNotAvailable {
+                version: self.state.version,
+                latest: self.committer.latest_state()?.version,
+                reason: format!(
+                    "rows appended to '{}' are committed but not installed yet (a writer stopped after committing) \
+                     and this handle is read-only: open the store writable once, or run `zarrtx publish`",
+                    record.name
+                ),
+            });
+        }
         for _ in 0..8 {
-            let before = self.store.latest_state()?.displaced.get(&gen).copied();
-            let located = self.locate(record, before.map(|d| d.version));
-            let data = located.and_then(|dir| read(&dir, &record.tree));
-            let after = self.store.latest_state()?.displaced.get(&gen).copied();
-            // Data only moves after a commit displaces it: if none appeared, the read (or its error) stands;
-            // if one did, the data moved during the read and is read again where it went.
-            if before == after {
+            let location = self.locate(record)?;
+            let data = read(&DataHandle::new(self.committer.storage.clone(), location.key()), &record.tree);
+            if self.still_there(record, &location)? {
                 return data;
             }
         }
@@ -122,31 +153,70 @@ impl Snapshot {
         self.record(name)
     }
 
-    /// The directory that holds this generation's data now.
-    fn locate(&self, record: &ElementRecord, displaced_at: Option<u64>) -> Result<DataHandle> {
-        let storage = self.store.storage();
-        let key = match displaced_at {
-            Some(v) => {
-                self.store.ensure_applied(v)?;
-                layout::trash_key(v, &record.name.collision_key())
+    /// The trash key the generation of `record` is (or will be) evicted to, once a commit displaced it.
+    fn trash_of(&self, record: &ElementRecord) -> Result<Option<String>> {
+        let key = record.name.collision_key();
+        let generation = generation_id(record.version, &key);
+        Ok(self.committer.latest_state()?.displaced.get(&generation).map(|d| layout::trash_key(d.version, &key)))
+    }
+
+    /// Where this generation's data is now.
+    fn locate(&self, record: &ElementRecord) -> Result<Location> {
+        let storage = self.committer.storage.as_ref();
+        let trash = self.trash_of(record)?;
+        if let Some(trash) = &trash {
+            if storage.exists(&format!("{trash}/zarr.json"))? {
+                return Ok(Location::Trash(trash.clone()));
             }
-            None => {
-                let applied = self.store.ensure_applied(record.version)?;
-                match &record.staged {
-                    Some(staged) if !applied && storage.exists(staged)? => staged.clone(),
-                    _ => record.installed_key(),
+        }
+        if let Some(staged) = &record.staged {
+            if storage.exists(&format!("{staged}/zarr.json"))? {
+                return Ok(Location::Staged(staged.clone()));
+            }
+        }
+        let installed = record.installed_key();
+        if storage.exists(&format!("{installed}/zarr.json"))? {
+            return Ok(Location::Installed(installed));
+        }
+        // Evicted between the two checks: look again where it went.
+        if let Some(trash) = &trash {
+            if storage.exists(&format!("{trash}/zarr.json"))? {
+                return Ok(Location::Trash(trash.clone()));
+            }
+        }
+        let latest = self.committer.latest_state()?.version;
+        Err(Error::VersionNotAvailable {
+            version: self.state.version,
+            latest,
+            reason: if trash.is_some() {
+                format!("the data of '{}' at this version was reclaimed by gc", record.name)
+            } else {
+                format!("the data of '{}' is missing from the store (run `zarrtx verify`)", record.name)
+            },
+        })
+    }
+
+    /// True when the data read at `location` did not move during the read.
+    fn still_there(&self, record: &ElementRecord, location: &Location) -> Result<bool> {
+        let storage = self.committer.storage.as_ref();
+        match location {
+            Location::Staged(key) => storage.exists(&format!("{key}/zarr.json")),
+            Location::Trash(key) => {
+                if storage.exists(&format!("{key}/zarr.json"))? {
+                    Ok(true)
+                } else {
+                    Err(Error::VersionNotAvailable {
+                        version: self.state.version,
+                        latest: self.committer.latest_state()?.version,
+                        reason: format!("the data of '{}' at this version was reclaimed by gc while it was read", record.name),
+                    })
                 }
             }
-        };
-        if !storage.exists(&format!("{key}/zarr.json"))? {
-            let latest = self.store.version()?;
-            return Err(Error::VersionNotAvailable {
-                version: self.state.version,
-                latest,
-                reason: format!("the data of '{}' at this version was reclaimed by gc", record.name),
-            });
+            Location::Installed(_) => match self.trash_of(record)? {
+                Some(trash) => Ok(!storage.exists(&trash)?),
+                None => Ok(true),
+            },
         }
-        Ok(DataHandle::new(self.store.inner.storage.clone(), key))
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zarrtx::{
-    ArrayMode, ArraySpec, ArrayTarget, DataType, Error, Hierarchy, HierarchyOptions, PartLayout, PartOutcome,
+    ArrayMode, ArraySpec, ArrayTarget, DataType, Error, Hierarchy, OpenOptions, PartLayout, PartOutcome,
     PlanOptions, RasterArray, RasterBlock,
 };
 
@@ -45,7 +45,7 @@ fn blocks_of(region: &[Range<u64>], rows: u64, salt: u16, delay: Duration) -> im
 }
 
 fn open(path: &Path) -> Hierarchy {
-    Hierarchy::open(path, &HierarchyOptions { create: true, ..HierarchyOptions::default() }).expect("open hierarchy")
+    Hierarchy::open(path, &common::test_options()).expect("open hierarchy")
 }
 
 /// An NWB-like hierarchy as hdmf-zarr writes it: a root group with inline consolidated metadata and an
@@ -128,7 +128,7 @@ fn child_write_array_parts() {
     let root = PathBuf::from(std::env::var("STORE").unwrap());
     let plan = std::env::var("PLAN").unwrap();
     let delay = Duration::from_millis(std::env::var("DELAY_MS").unwrap().parse().unwrap());
-    let h = Hierarchy::open(&root, &HierarchyOptions::default()).unwrap();
+    let h = Hierarchy::open(&root, &OpenOptions { create: false, ..OpenOptions::default() }).unwrap();
     let info = h.plan_info(&plan).unwrap();
     for part in std::env::var("PARTS").unwrap().split(',').map(|p| p.parse::<usize>().unwrap()) {
         match h.write_part(&plan, part, blocks_of(&info.parts[part], 37, 0, delay), &PlanOptions::default()) {
@@ -196,7 +196,9 @@ fn processes_create_an_nwb_array_in_random_order_and_a_killed_part_resumes_to_th
     assert!(matches!(h.commit_plan(&plan), Err(Error::PlanIncomplete { ref missing, .. }) if *missing == vec![victim]));
     assert_invisible(&root);
 
-    // Resume the killed part (in this process), then a second run of every part writes nothing.
+    // Resume the killed part (in this process) once its lease expired, then a second run of every part writes
+    // nothing.
+    common::wait_for_leases_to_expire();
     let resumed = h.write_part(&plan, victim, blocks_of(&info.parts[victim], 37, 0, Duration::ZERO), &PlanOptions::default());
     assert!(matches!(resumed, Ok(PartOutcome::Written(_))), "{resumed:?}");
     for line in child_results(spawn_writer(&root, &plan, &order, 0)) {
@@ -370,7 +372,7 @@ fn gc_reclaims_abandoned_array_plans_but_not_a_part_being_written() {
     h.write_part(&abandoned.plan_id, 0, blocks_of(&abandoned.parts[0], 10, 0, Duration::ZERO), &PlanOptions::default()).unwrap();
     let live = h.create_plan("y", ArrayTarget::Create(s), PartLayout::Count(2)).unwrap();
     let mut writer = spawn_writer(&root, &live.plan_id, &[0], 2000);
-    let lock = root.join(".zarrtx/plans").join(&live.plan_id).join("parts/0.started");
+    let lock = root.join(".zarrtx/plans").join(&live.plan_id).join("parts/0.claim.0");
     wait_for("the live writer to start", Duration::from_secs(30), || lock.exists());
     let removed = h.gc(Duration::ZERO).unwrap();
     let _ = writer.kill();
@@ -387,18 +389,18 @@ fn hierarchies_refuse_spatialdata_stores_v2_groups_and_missing_roots() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("sd.zarr");
     zarrtx::Store::open(&store, &zarrtx::OpenOptions::default()).unwrap();
-    assert!(matches!(Hierarchy::open(&store, &HierarchyOptions::default()), Err(Error::NotAHierarchy { .. })));
+    assert!(matches!(Hierarchy::open(&store, &OpenOptions { create: false, ..OpenOptions::default() }), Err(Error::NotAHierarchy { .. })));
     let v2 = dir.path().join("v2.zarr");
     std::fs::create_dir_all(&v2).unwrap();
     std::fs::write(v2.join(".zgroup"), br#"{"zarr_format":2}"#).unwrap();
-    assert!(matches!(Hierarchy::open(&v2, &HierarchyOptions::default()), Err(Error::NotAHierarchy { .. })));
+    assert!(matches!(Hierarchy::open(&v2, &OpenOptions { create: false, ..OpenOptions::default() }), Err(Error::NotAHierarchy { .. })));
     let missing = dir.path().join("missing.zarr");
-    assert!(matches!(Hierarchy::open(&missing, &HierarchyOptions::default()), Err(Error::NotAHierarchy { .. })));
+    assert!(matches!(Hierarchy::open(&missing, &OpenOptions { create: false, ..OpenOptions::default() }), Err(Error::NotAHierarchy { .. })));
     assert!(!missing.exists(), "refusing to open creates nothing");
     let h = open(&missing);
     assert_eq!(h.node_metadata("").unwrap().unwrap()["node_type"], "group");
     // Read-only: plans can be listed, nothing can be written.
-    let ro = Hierarchy::open(&missing, &HierarchyOptions { read_only: true, ..HierarchyOptions::default() }).unwrap();
+    let ro = Hierarchy::open(&missing, &OpenOptions { read_only: true, create: false, ..OpenOptions::default() }).unwrap();
     let before = fingerprint(&missing);
     let e = ro.create_plan("x", ArrayTarget::Create(spec(&[10, 8], &[5, 8], None)), PartLayout::Count(1));
     assert!(matches!(e, Err(Error::ReadOnly { .. })), "{e:?}");

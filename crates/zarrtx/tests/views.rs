@@ -54,14 +54,25 @@ fn deleted_and_overwritten_elements_leave_the_view_before_their_files_move() {
         inner: PosixStorage::new(dir.path(), false),
         checked_moves: AtomicUsize::new(0),
     });
-    let store = Store::open_with_storage(storage.clone(), &OpenOptions::default()).unwrap();
+    let store = Store::open_with_storage(storage.clone(), &common::test_options()).unwrap();
     common::add_labels(&store, "a", 32, false).unwrap();
     common::add_labels(&store, "b", 32, false).unwrap();
-    common::add_constant(&store, "a", 32, 5, true).unwrap(); // overwrite
+    common::add_labels(&store, "c", 32, false).unwrap();
+    common::add_constant(&store, "a", 32, 5, true).unwrap(); // overwrite: the old generation moves at install
+    assert_eq!(storage.checked_moves.load(Ordering::SeqCst), 1, "the overwrite's move was checked");
     store.delete("b").unwrap();
-    assert_eq!(storage.checked_moves.load(Ordering::SeqCst), 2, "both moves were checked");
-    // And afterwards the view lists the new generation of `a` and not `b`.
+    store.delete("c").unwrap();
+    assert_eq!(storage.checked_moves.load(Ordering::SeqCst), 1, "a delete leaves the data in place");
+    assert!(dir.path().join("labels/b/zarr.json").exists() && dir.path().join("labels/c/zarr.json").exists());
+    common::add_constant(&store, "c", 32, 9, false).unwrap(); // a new generation of c evicts the old one first
+    assert_eq!(storage.checked_moves.load(Ordering::SeqCst), 2, "the eviction by the re-add was checked");
+    store.gc(std::time::Duration::ZERO).unwrap(); // evicts b (then reclaims the trash)
+    assert_eq!(storage.checked_moves.load(Ordering::SeqCst), 3, "gc's eviction was checked");
+    // And afterwards the view lists the new generations of `a` and `c`, and not `b`.
     let view: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("zarr.json")).unwrap()).unwrap();
     let listed = view["consolidated_metadata"]["metadata"].as_object().unwrap();
-    assert!(listed.contains_key("labels/a/s0") && !listed.contains_key("labels/b"));
+    assert!(listed.contains_key("labels/a/s0") && listed.contains_key("labels/c/s0") && !listed.contains_key("labels/b"));
+    assert!(!dir.path().join("labels/b").exists());
+    assert_eq!(common::read_labels(&store, None, "c"), ndarray::ArrayD::from_elem(vec![32, 32], 9));
+    assert!(store.verify().unwrap().is_clean());
 }

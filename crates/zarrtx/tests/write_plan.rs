@@ -222,6 +222,11 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
     assert_invisible(&store, &root);
     slow.kill().expect("SIGKILL the writer");
     assert!(!slow.wait().unwrap().success());
+    // Nobody may rerun the part while the killed writer's lease is alive (it could be a writer on another node).
+    assert!(matches!(
+        store.write_part(&plan, victim, Vec::new(), &PlanOptions::default()),
+        Err(Error::Conflict { .. })
+    ));
     for w in writers {
         for line in child_results(w) {
             assert!(line.starts_with("written "), "{line}");
@@ -249,7 +254,8 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
     assert!(!finished.is_empty());
     std::thread::sleep(Duration::from_millis(20));
 
-    // Resume: the killed part again, then every part again (all already done).
+    // Resume once the lease expired: the killed part again, then every part again (all already done).
+    wait_for_leases_to_expire();
     let results = child_results(spawn_writer(&root, &plan, &[victim], "0,23,41", 0));
     assert!(results.len() == 1 && results[0].starts_with(&format!("written {victim} ")), "{results:?}");
     let again = child_results(spawn_writer(&root, &plan, &(0..8).collect::<Vec<_>>(), "0,23,41", 0));
@@ -351,7 +357,7 @@ fn two_processes_writing_one_part_get_exactly_one_conflict() {
     let spec = image_spec(&[2, 32, 32], None);
     let plan = store.create_plan(NAME, &spec, &shape, DataType::U16, PartLayout::Count(2)).unwrap().plan_id;
     let first = spawn_writer(&root, &plan, &[0], "0,16,32", 150);
-    let started = plan_dir(&root, &plan).join("parts/0.started");
+    let started = plan_dir(&root, &plan).join("parts/0.claim.0");
     wait_for("the first writer to start", Duration::from_secs(60), || started.exists());
     let second = spawn_writer(&root, &plan, &[0], "0,16,32", 0);
     let mut results = child_results(second);
@@ -522,10 +528,10 @@ fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
     // Abandoned: one part written, then nobody.
     let abandoned = make("abandoned");
     write(&abandoned, 0);
-    // Live: a writer is working on a part (slowly) and holds its lock.
+    // Live: a writer is working on a part (slowly) and renews its lease.
     let live = make("live");
     let mut writer = spawn_writer(&root, &live.plan_id, &[1], "0,1,64", 300);
-    wait_for("the live writer", Duration::from_secs(60), || plan_dir(&root, &live.plan_id).join("parts/1.started").exists());
+    wait_for("the live writer", Duration::from_secs(60), || plan_dir(&root, &live.plan_id).join("parts/1.claim.0").exists());
     std::thread::sleep(Duration::from_millis(2500));
     // Young: made just now.
     let young = make("young");
@@ -541,7 +547,7 @@ fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
     let gone = |p: &zarrtx::PlanInfo| !plan_dir(&root, &p.plan_id).exists();
     assert!(gone(&abandoned), "the abandoned plan is reclaimed: {report:?}");
     assert!(gone(&done), "the committed plan's record is reclaimed");
-    assert!(!gone(&live), "a plan whose writer holds a part lock is left alone, however idle");
+    assert!(!gone(&live), "a plan whose writer renews its part's lease is left alone, however idle");
     assert!(!gone(&young), "a plan younger than the grace period is left alone");
     assert!(report.removed.contains(&plan_dir(&root, &abandoned.plan_id)));
     assert!(report.bytes_freed > 0);
@@ -552,14 +558,16 @@ fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
     ));
     assert_eq!(store.snapshot(None).unwrap().read_raster("done", 0, None).unwrap(), full(&shape));
 
-    // Once its writer is gone (SIGKILL releases the lock), the idle plan goes too.
+    // Once its writer is gone (SIGKILLed: its lease expires), the idle plan goes too.
     writer.kill().unwrap();
     let _ = writer.wait();
+    wait_for_leases_to_expire();
+    let younger = make("younger");
     store.gc(Duration::from_secs(2)).unwrap();
     assert!(gone(&live), "the plan of the killed writer is reclaimed");
-    assert!(!gone(&young));
+    assert!(!gone(&younger), "a plan younger than the grace period is left alone");
     store.gc(Duration::ZERO).unwrap();
-    assert!(gone(&young));
+    assert!(gone(&young) && gone(&younger));
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
 }

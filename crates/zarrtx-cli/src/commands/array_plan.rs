@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 use zarrtx::{
-    ArrayCommit, ArrayMode, ArrayPlanInfo, ArraySpec, ArrayTarget, Compression, DataType, Hierarchy, HierarchyOptions,
+    ArrayCommit, ArrayMode, ArrayPlanInfo, ArraySpec, ArrayTarget, Compression, DataType, Hierarchy, OpenOptions,
     PartLayout,
 };
 
@@ -172,7 +172,7 @@ pub fn run_array_plan(args: ArrayPlanArgs, single_writer: bool) -> CliResult<i32
         )));
     }
     let options =
-        HierarchyOptions { create: args.create_hierarchy, read_only: false, single_writer, durable: durable() };
+        OpenOptions { create: args.create_hierarchy, read_only: false, single_writer, durable: durable(), ..OpenOptions::default() };
     let h = Hierarchy::open(root, &options).map_err(in_cli_terms)?;
     let info = h.create_plan(&args.array_path, target, PartLayout::Count(args.parts)).map_err(in_cli_terms)?;
     if args.json {

@@ -41,6 +41,7 @@ pub fn open_write(store: &Path, single_writer: bool) -> CliResult<Store> {
             read_only: false,
             single_writer,
             durable: durable(),
+            ..OpenOptions::default()
         },
     )?)
 }

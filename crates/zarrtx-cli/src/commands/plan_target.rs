@@ -5,7 +5,7 @@
 use super::{durable, open_read, open_write};
 use crate::cli_error::{CliError, CliResult};
 use std::path::Path;
-use zarrtx::{Hierarchy, HierarchyOptions, Store};
+use zarrtx::{Hierarchy, OpenOptions, Store};
 
 /// A path plans live in, opened.
 pub enum PlanTarget {
@@ -26,7 +26,7 @@ impl PlanTarget {
         if is_store(path) {
             return Ok(PlanTarget::Store(open_write(path, single_writer)?));
         }
-        let options = HierarchyOptions { create: false, read_only: false, single_writer, durable: durable() };
+        let options = OpenOptions { create: false, read_only: false, single_writer, durable: durable(), ..OpenOptions::default() };
         open_hierarchy(path, &options).map(PlanTarget::Hierarchy)
     }
 
@@ -35,14 +35,14 @@ impl PlanTarget {
         if is_store(path) {
             return Ok(PlanTarget::Store(open_read(path)?));
         }
-        let options = HierarchyOptions { create: false, read_only: true, ..HierarchyOptions::default() };
+        let options = OpenOptions { create: false, read_only: true, ..OpenOptions::default() };
         open_hierarchy(path, &options).map(PlanTarget::Hierarchy)
     }
 }
 
 /// Opens the hierarchy at `path`; a path that holds neither a store nor a hierarchy gets a message saying both
 /// were looked for.
-pub fn open_hierarchy(path: &Path, options: &HierarchyOptions) -> CliResult<Hierarchy> {
+pub fn open_hierarchy(path: &Path, options: &OpenOptions) -> CliResult<Hierarchy> {
     if !options.create && holds_no_node(path) {
         return Err(CliError::usage(format!(
             "{} is neither a zarrtx store nor a Zarr v3 hierarchy ({}): give the store or hierarchy the plan was \

@@ -10,7 +10,8 @@ use super::{ArrayCommit, ArrayMode, Hierarchy, HIERARCHY_LOCK};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::log::entry::now_ms;
-use crate::plan::{canonical_id, commit_lock_key, committed_key, part_progress, plan_json_key};
+use crate::plan::claim;
+use crate::plan::{canonical_id, commit_base, committed_key, part_progress, plan_json_key, reclaimed_key};
 use crate::raster::durable::{sync_files, sync_tree};
 use crate::storage::json::{get_json, json_bytes};
 use crate::storage::{MoveOutcome, Storage};
@@ -28,13 +29,16 @@ pub(crate) fn commit(h: &Hierarchy, plan_id: &str) -> Result<ArrayCommit> {
     let storage = h.storage();
     let id = canonical_id(plan_id)?;
     let record = ArrayPlanRecord::load(storage, &id)?;
-    let _plan_lock = storage.locks().lock_exclusive(&commit_lock_key(&id))?;
-    if !storage.exists(&plan_json_key(&id))? {
-        return Err(Error::PlanNotFound {
-            plan_id: plan_id.to_string(),
-            reason: "gc reclaimed it (idle for the grace period) while this commit waited for the plan's lock".into(),
-        });
-    }
+    let gone = || -> Result<()> {
+        if !storage.exists(&plan_json_key(&id))? || storage.exists(&reclaimed_key(&id))? {
+            return Err(Error::PlanNotFound {
+                plan_id: plan_id.to_string(),
+                reason: "gc reclaimed it (idle for the grace period) while this commit waited for its turn".into(),
+            });
+        }
+        Ok(())
+    };
+    let _held = claim::claim_waiting(h.storage_arc(), &commit_base(&id), h.settings.lease_timeout(), gone)?;
     if let Some(c) = committed(storage, &id)? {
         return Ok(c);
     }
@@ -44,7 +48,7 @@ pub(crate) fn commit(h: &Hierarchy, plan_id: &str) -> Result<ArrayCommit> {
     }
     // Array commits of one hierarchy queue here: each sees the nodes and the consolidated metadata the previous
     // one left.
-    let _hierarchy_lock = storage.locks().lock_exclusive(HIERARCHY_LOCK)?;
+    let _hierarchy_lock = storage.locks().lock_exclusive(HIERARCHY_LOCK).ok();
     let staged = local(h, &record.plan.staging)?;
     let target = local(h, &record.plan.path)?;
     let done = match record.plan.mode {

@@ -34,6 +34,8 @@ use crate::plan::{self, PartContext, PartLayout, PartOutcome, PlanOptions, PlanS
 use crate::probe;
 use crate::raster::planned::StagedLevel;
 use crate::raster::{DataType, RasterBlock};
+use crate::settings::StoreSettings;
+use crate::store::OpenOptions;
 use crate::storage::{PosixStorage, Storage};
 use record::ArrayPlanRecord;
 use serde::{Deserialize, Serialize};
@@ -125,24 +127,6 @@ pub struct ArrayCommit {
 /// Where an array plan stands.
 pub type ArrayPlanStatus = PlanStatus<ArrayPlanInfo, ArrayCommit>;
 
-/// How to open a [`Hierarchy`].
-#[derive(Debug, Clone)]
-pub struct HierarchyOptions {
-    /// Create an empty root group when the path holds none (and the directory when missing).
-    pub create: bool,
-    /// Refuse every write.
-    pub read_only: bool,
-    /// Accept a medium that cannot arbitrate concurrent writers; the caller promises a single writer.
-    pub single_writer: bool,
-    /// fsync data before recording a part done and before committing (default true).
-    pub durable: bool,
-}
-
-impl Default for HierarchyOptions {
-    fn default() -> Self {
-        HierarchyOptions { create: false, read_only: false, single_writer: false, durable: true }
-    }
-}
 
 /// A handle on a plain Zarr v3 hierarchy into which array plans write. Cheap to clone, safe to share.
 #[derive(Clone, Debug)]
@@ -151,6 +135,7 @@ pub struct Hierarchy {
     root: PathBuf,
     write_refusal: Option<Arc<Error>>,
     durable: bool,
+    pub(crate) settings: StoreSettings,
 }
 
 impl Hierarchy {
@@ -159,7 +144,7 @@ impl Hierarchy {
     /// [`Store::create_plan`](crate::Store::create_plan)), Zarr v2 hierarchies and arrays with
     /// [`Error::NotAHierarchy`]; writing is refused on media that cannot arbitrate concurrent writers, as for
     /// stores.
-    pub fn open(path: impl AsRef<Path>, options: &HierarchyOptions) -> Result<Hierarchy> {
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Hierarchy> {
         let root = path.as_ref().to_path_buf();
         let not = |reason: &str| Error::NotAHierarchy { path: root.clone(), reason: reason.into() };
         if !root.is_dir() {
@@ -171,7 +156,8 @@ impl Hierarchy {
             }
             std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         }
-        let storage: Arc<dyn Storage> = Arc::new(PosixStorage::new(&root, options.durable));
+        let storage: Arc<dyn Storage> =
+            Arc::new(PosixStorage::new(&root, options.durable).with_locks(options.advisory_locks));
         if storage.exists(&layout::log_key(0))? {
             return Err(not(
                 "it is a zarrtx SpatialData store: write its images and labels with Store::create_plan \
@@ -206,7 +192,12 @@ impl Hierarchy {
             }
             nodes::create_groups(storage.as_ref(), &[String::new()])?;
         }
-        Ok(Hierarchy { storage, root, write_refusal: write_refusal.map(Arc::new), durable: options.durable })
+        if write_refusal.is_none() {
+            // The timing settings every writer of this hierarchy agrees on (the first creator's stand).
+            let _ = storage.put_if_absent(layout::FORMAT, options.settings.format_document().to_string().as_bytes())?;
+        }
+        let settings = StoreSettings::load(storage.as_ref(), options.settings)?;
+        Ok(Hierarchy { storage, root, write_refusal: write_refusal.map(Arc::new), durable: options.durable, settings })
     }
 
     /// The hierarchy's root directory.
@@ -216,6 +207,10 @@ impl Hierarchy {
 
     pub(crate) fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    pub(crate) fn storage_arc(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     pub(crate) fn durable(&self) -> bool {
@@ -258,7 +253,8 @@ impl Hierarchy {
         let id = plan::canonical_id(plan_id)?;
         let record = ArrayPlanRecord::load(self.storage(), &id)?;
         let ctx = PartContext {
-            storage: self.storage(),
+            storage: &self.storage,
+            lease_timeout: self.settings.lease_timeout(),
             durable: self.durable,
             id: &id,
             subject: &record.plan.path,
@@ -323,7 +319,8 @@ impl Hierarchy {
     pub fn gc(&self, grace: Duration) -> Result<Vec<(String, u64)>> {
         self.ensure_writable()?;
         let storage = self.storage();
-        plan::reclaim::gc_plans(storage, grace, |name| ArrayPlanRecord::load(storage, name).ok().map(|_| false))
+        let lease = self.settings.lease_timeout();
+        plan::reclaim::gc_plans(storage, grace, lease, |name| ArrayPlanRecord::load(storage, name).ok().map(|_| false))
     }
 }
 

@@ -85,9 +85,18 @@ pub enum Op {
         new_rows: u64,
         /// The table's complete metadata tree after the append.
         tree: NodeTree,
-        /// Small whole files (path relative to the table) written when the append is published.
+        /// Small whole files (path relative to the table) written when the append is published (entries written
+        /// before appends were staged; staged appends carry them in `staged_files`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         replaced_files: Vec<(String, Vec<u8>)>,
+        /// Where the append's files were staged (`.zarrtx/staging/<txn>`): installing the append moves each of
+        /// `staged_files` over the table's file of the same relative path, in order. `None` for appends written
+        /// in place by earlier versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        staged: Option<String>,
+        /// The staged files (paths relative to the table and to `staged`), in installation order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        staged_files: Vec<String>,
         /// Instance-id index runs written by this append (keys under `.zarrtx/tableidx/`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         id_runs: Vec<String>,

@@ -41,10 +41,13 @@ impl ElementRecord {
 }
 
 /// The commit that displaced an element generation (a delete or an overwrite).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Displacement {
     /// Version of the displacing commit.
     pub version: u64,
+    /// The generation's type and name as committed (absent in checkpoints written before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<(ElementType, ElementName)>,
 }
 
 /// Everything committed up to `version`, plus where displaced generations went.
@@ -113,8 +116,8 @@ impl StoreState {
 
     fn displace(&mut self, key: &str, version: u64) {
         if let Some(old) = self.elements.remove(key) {
-            self.displaced
-                .insert(generation_id(old.version, key), Displacement { version });
+            let element = Some((old.element_type, old.name));
+            self.displaced.insert(generation_id(old.version, key), Displacement { version, element });
         }
     }
 

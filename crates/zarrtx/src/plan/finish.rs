@@ -1,9 +1,10 @@
 //! Committing a plan: every part present, the pyramid computed from level 0 on disk, then one commit through the
 //! same path as every add. A plan is committed at most once; committing again answers with the first commit.
 
-use super::part::read_done;
+use super::part::done_keys;
 use super::record::PlanRecord;
-use super::{canonical_id, commit_lock_key, committed_key, plan_json_key, PlanCommit, PlanOptions};
+use super::claim;
+use super::{canonical_id, commit_base, committed_key, plan_json_key, reclaimed_key, PlanCommit, PlanOptions};
 use crate::error::{Error, Result};
 use crate::log::entry::now_ms;
 use crate::log::reader::read_entry;
@@ -14,13 +15,8 @@ use crate::store::{CommitInfo, Store};
 
 /// The parts of `record` that are not finished, in order.
 pub(super) fn missing_parts(storage: &dyn Storage, record: &PlanRecord) -> Result<Vec<usize>> {
-    let mut missing = Vec::new();
-    for part in 0..record.parts.len() {
-        if read_done(storage, &record.plan_id, part)?.is_none() {
-            missing.push(part);
-        }
-    }
-    Ok(missing)
+    let keys = done_keys(storage, &record.plan_id, record.parts.len())?;
+    Ok(keys.iter().enumerate().filter(|(_, k)| k.is_none()).map(|(part, _)| part).collect())
 }
 
 /// The commit of `record`'s element, if it happened: from `committed.json`, else from the log (a committer may have
@@ -32,10 +28,8 @@ pub(super) fn committed(store: &Store, record: &PlanRecord) -> Result<Option<Pla
         return Ok(Some(c));
     }
     // A plan is committed only once every part is done: an incomplete one needs no log scan.
-    for part in 0..record.parts.len() {
-        if !storage.exists(&super::part_done_key(&record.plan_id, part))? {
-            return Ok(None);
-        }
+    if !missing_parts(storage, record)?.is_empty() {
+        return Ok(None);
     }
     let head = store.version()?;
     for v in record.created_version + 1..=head {
@@ -61,14 +55,18 @@ pub(crate) fn commit(store: &Store, plan_id: &str, options: &PlanOptions<'_>) ->
     let storage = store.storage();
     let id = canonical_id(plan_id)?;
     let record = PlanRecord::load(storage, &id)?;
-    // Committers of one plan queue here: the pyramid is computed once, into a directory only they write.
-    let _lock = storage.locks().lock_exclusive(&commit_lock_key(&id))?;
-    if !storage.exists(&plan_json_key(&id))? {
-        return Err(Error::PlanNotFound {
-            plan_id: plan_id.to_string(),
-            reason: "gc reclaimed it (idle for the grace period) while this commit waited for the plan's lock".into(),
-        });
-    }
+    // Committers of one plan take turns (a claim: any node, no lock): the pyramid is computed into a directory only
+    // the holder writes. A committer that died is taken over once its lease expires.
+    let gone = || -> Result<()> {
+        if !storage.exists(&plan_json_key(&id))? || storage.exists(&reclaimed_key(&id))? {
+            return Err(Error::PlanNotFound {
+                plan_id: plan_id.to_string(),
+                reason: "gc reclaimed it (idle for the grace period) while this commit waited for its turn".into(),
+            });
+        }
+        Ok(())
+    };
+    let held = claim::claim_waiting(&store.inner.storage, &commit_base(&id), store.settings().lease_timeout(), gone)?;
     if let Some(c) = committed(store, &record)? {
         record_commit(storage, &id, &c);
         // Idempotent: the first commit's result; publish it if its committer died before publishing.
@@ -91,7 +89,9 @@ pub(crate) fn commit(store: &Store, plan_id: &str, options: &PlanOptions<'_>) ->
     let raster = StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype };
     let tree = raster.finish(options.progress, options.memory_limit, store.durable())?;
     let (txn, staged) = (&record.txn, &record.staging);
-    let info = store.commit_add(txn, &record.name, record.element_type, record.overwrite, staged, tree, Vec::new())?;
+    held.check()?;
+    let info =
+        store.commit_add(txn, &record.name, record.element_type, record.overwrite, staged, tree, Vec::new(), held.lease())?;
     record_commit(storage, &id, &PlanCommit { version: info.version, txn: info.txn.clone(), committed_ms: now_ms() });
     Ok(info)
 }

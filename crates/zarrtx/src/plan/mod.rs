@@ -3,9 +3,11 @@
 //! [`Store::create_plan`](crate::Store::create_plan) splits level 0 of the element into parts — hyper-rectangles
 //! of whole write units (shards when sharded, else chunks), so that no two parts share a file — and records the
 //! plan under `.zarrtx/plans/<plan id>/` (`plan.json`, created with create-if-absent). Each worker then runs
-//! [`Store::write_part`](crate::Store::write_part) for its part: it holds the part's lock, writes only the part's
-//! chunks into the plan's private staging directory and records the part's completion (`parts/<i>.done`,
-//! create-if-absent). A finished part is never written again; an interrupted one is simply run again.
+//! [`Store::write_part`](crate::Store::write_part) for its part: it claims the part (`claim`: an epoch taken with
+//! create-if-absent plus a lease — no lock), writes only the part's chunks into the plan's private staging
+//! directory and records the part's completion for its epoch (`parts/<i>.done.<e>`, create-if-absent). A finished
+//! part is never written again; an interrupted one is run again (by anyone, at once when its writer released it,
+//! after the lease timeout when its writer died).
 //! [`Store::commit_plan`](crate::Store::commit_plan) computes the pyramid from level 0 on disk, writes the
 //! metadata and commits the element through the same commit and install path as every add, so the element is
 //! invisible to every reader until then. `gc` reclaims plans abandoned for longer than its grace period.
@@ -15,13 +17,16 @@
 //! ```text
 //! .zarrtx/plans/<plan id>/plan.json        the plan (immutable, create-if-absent; written last at creation)
 //! .zarrtx/plans/<plan id>/staged/          the element tree: s0 filled by the parts; s1.. and zarr.json at commit
-//! .zarrtx/plans/<plan id>/parts/<i>.lock   flock held by the writer of part i
-//! .zarrtx/plans/<plan id>/parts/<i>.started  an attempt of part i began (a new attempt clears the part's files)
-//! .zarrtx/plans/<plan id>/parts/<i>.done   part i is complete (create-if-absent; chunk count and bytes)
-//! .zarrtx/plans/<plan id>/commit.lock      flock held while committing
+//! .zarrtx/plans/<plan id>/parts/<i>.claim.<e>     attempt e of part i (create-if-absent; e > 0 clears the part first)
+//! .zarrtx/plans/<plan id>/parts/<i>.lease.<e>     its writer's lease, renewed while it writes
+//! .zarrtx/plans/<plan id>/parts/<i>.released.<e>  the writer let go (done or failed): the next attempt need not wait
+//! .zarrtx/plans/<plan id>/parts/<i>.done.<e>      part i is complete, written by attempt e (create-if-absent)
+//! .zarrtx/plans/<plan id>/commit.{claim,lease,released}.<e>   the committer's claim
 //! .zarrtx/plans/<plan id>/committed.json   the commit (version, txn), once committed
+//! .zarrtx/plans/<plan id>/reclaimed        gc is deleting the plan (writers that start meanwhile give up)
 //! ```
 
+pub(crate) mod claim;
 mod create;
 mod finish;
 mod part;
@@ -209,20 +214,29 @@ pub(crate) fn parts_dir_key(id: &str) -> String {
     format!("{}/parts", layout::plan_key(id))
 }
 
-pub(crate) fn part_done_key(id: &str, part: usize) -> String {
+/// The claim base of part `part` (see [`claim`]).
+pub(crate) fn part_base(id: &str, part: usize) -> String {
+    format!("{}/{part}", parts_dir_key(id))
+}
+
+/// The completion record of part `part` written by attempt `epoch`.
+pub(crate) fn part_done_key(id: &str, part: usize, epoch: u64) -> String {
+    format!("{}/{part}.done.{epoch}", parts_dir_key(id))
+}
+
+/// The completion record of plans written before attempts were numbered.
+fn legacy_done_key(id: &str, part: usize) -> String {
     format!("{}/{part}.done", parts_dir_key(id))
 }
 
-fn part_started_key(id: &str, part: usize) -> String {
-    format!("{}/{part}.started", parts_dir_key(id))
+/// The claim base of the plan's commit.
+pub(crate) fn commit_base(id: &str) -> String {
+    format!("{}/commit", layout::plan_key(id))
 }
 
-fn part_lock_key(id: &str, part: usize) -> String {
-    format!("{}/{part}.lock", parts_dir_key(id))
-}
-
-pub(crate) fn commit_lock_key(id: &str) -> String {
-    format!("{}/commit.lock", layout::plan_key(id))
+/// The marker gc writes before it deletes a plan.
+pub(crate) fn reclaimed_key(id: &str) -> String {
+    format!("{}/reclaimed", layout::plan_key(id))
 }
 
 pub(crate) fn committed_key(id: &str) -> String {

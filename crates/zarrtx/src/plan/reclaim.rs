@@ -1,11 +1,12 @@
 //! Plans in `verify` and `gc`: an uncommitted plan is a leftover; one untouched for longer than the grace period,
-//! whose locks nobody holds and whose staged data no pending commit references, is reclaimed whole (plan record,
-//! part records and staged data). A committed plan's directory (its record, kept so that a repeated commit answers
-//! with the first one) is reclaimed after the grace period too.
+//! that no live worker has claimed (a part or the commit: see `claim`) and whose staged data no pending commit
+//! references, is reclaimed whole (plan record, part records and staged data). A committed plan's directory (its
+//! record, kept so that a repeated commit answers with the first one) is reclaimed after the grace period too.
 
 use super::finish::committed;
 use super::record::PlanRecord;
-use super::{commit_lock_key, parts_dir_key};
+use super::claim;
+use super::{commit_base, parts_dir_key, reclaimed_key};
 use crate::error::Result;
 use crate::layout;
 use crate::storage::Storage;
@@ -56,15 +57,17 @@ fn idle_for(storage: &dyn Storage, key: &str, name: &str) -> Result<Duration> {
 /// committed-but-uninstalled add (`pending`) references. Returns the keys removed with the bytes freed.
 pub(crate) fn gc(store: &Store, grace: Duration, pending: &BTreeSet<String>) -> Result<Vec<(String, u64)>> {
     let storage = store.storage();
-    gc_plans(storage, grace, |name| PlanRecord::load(storage, name).ok().map(|r| pending.contains(&r.staging)))
+    let lease = store.settings().lease_timeout();
+    gc_plans(storage, grace, lease, |name| PlanRecord::load(storage, name).ok().map(|r| pending.contains(&r.staging)))
 }
 
-/// Reclaims the plans under `.zarrtx/plans/` of `storage` idle for at least `grace` whose locks nobody holds.
+/// Reclaims the plans under `.zarrtx/plans/` of `storage` idle for at least `grace` that no live worker claims.
 /// `in_use(plan)` is `None` when the plan has no readable record (debris, reclaimed after a longer idle time),
 /// `Some(true)` when something still needs its staged data (never reclaimed), `Some(false)` otherwise.
 pub(crate) fn gc_plans(
     storage: &dyn Storage,
     grace: Duration,
+    lease_timeout: Duration,
     in_use: impl Fn(&str) -> Option<bool>,
 ) -> Result<Vec<(String, u64)>> {
     let mut removed = Vec::new();
@@ -79,28 +82,24 @@ pub(crate) fn gc_plans(
         if idle_for(storage, &key, &name)? < min_idle {
             continue;
         }
-        // A live writer or committer holds its lock for as long as it works: hold them all while deleting, so
-        // that none starts meanwhile (a writer re-checks the plan after taking its lock).
+        // A live writer or committer renews its lease for as long as it works: leave its plan alone.
         let parts = parts_dir_key(&name);
-        let mut locks: Vec<String> = storage
+        let mut bases: Vec<String> = storage
             .list(&parts)?
-            .into_iter()
-            .filter(|f| f.ends_with(".lock"))
-            .map(|f| format!("{parts}/{f}"))
+            .iter()
+            .filter_map(|f| f.split_once(".claim.").map(|(stem, _)| format!("{parts}/{stem}")))
             .collect();
-        let commit_lock = commit_lock_key(&name);
-        if storage.exists(&commit_lock)? {
-            locks.push(commit_lock);
-        }
-        let mut held = Vec::with_capacity(locks.len());
-        for lock in &locks {
-            match storage.locks().try_lock_exclusive(lock)? {
-                Some(guard) => held.push(guard),
-                None => continue 'plans,
+        bases.dedup();
+        bases.push(commit_base(&name));
+        for base in &bases {
+            if claim::busy(storage, base, lease_timeout)? {
+                continue 'plans;
             }
         }
+        // Writers that claim a part from now on see the marker and give up; one that claimed just before has its
+        // lease deleted with the plan, so its own check before recording the part fails.
+        storage.put(&reclaimed_key(&name), b"reclaimed")?;
         let bytes = storage.delete_tree(&key)?;
-        drop(held);
         removed.push((key, bytes));
     }
     Ok(removed)

@@ -1,7 +1,8 @@
 //! Where plans stand: parts done, started, missing; committed or not.
 
 use super::finish::committed;
-use super::part::read_done;
+use super::part::done_keys;
+use crate::storage::json::get_json;
 use super::record::PlanRecord;
 use super::{canonical_id, parts_dir_key, plan_json_key, PartRecord, PlanInfo, PlanStatus};
 use crate::storage::Storage;
@@ -33,30 +34,23 @@ pub(crate) fn part_progress(
     id: &str,
     n: usize,
 ) -> Result<(Vec<PartRecord>, Vec<usize>, Vec<usize>)> {
-    let mut started = BTreeSet::new();
-    let mut finished = BTreeSet::new();
+    let mut claimed = BTreeSet::new();
     for file in storage.list(&parts_dir_key(id))? {
         let Some((part, kind)) = file.split_once('.') else { continue };
         let Ok(part) = part.parse::<usize>() else { continue };
-        match kind {
-            "started" => {
-                started.insert(part);
-            }
-            "done" => {
-                finished.insert(part);
-            }
-            _ => {}
+        if kind.starts_with("claim.") || kind == "started" {
+            claimed.insert(part);
         }
     }
     let mut done = Vec::new();
     let mut missing = Vec::new();
-    for part in 0..n {
-        match finished.contains(&part).then(|| read_done(storage, id, part)).transpose()?.flatten() {
+    for (part, key) in done_keys(storage, id, n)?.into_iter().enumerate() {
+        match key.map(|k| get_json::<PartRecord>(storage, &k, "not a valid part record")).transpose()?.flatten() {
             Some(r) => done.push(r),
             None => missing.push(part),
         }
     }
-    let started = missing.iter().copied().filter(|p| started.contains(p)).collect();
+    let started = missing.iter().copied().filter(|p| claimed.contains(p)).collect();
     Ok((done, started, missing))
 }
 

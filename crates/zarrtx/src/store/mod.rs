@@ -7,7 +7,7 @@ mod tables;
 mod vector;
 
 use crate::adopt;
-use crate::commit::{self, Attempt};
+use crate::commit::{self, Build, Committer};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::log::reader::{self, read_entry};
@@ -18,11 +18,16 @@ use crate::probe;
 use crate::progress::{NoProgress, Progress};
 use crate::publish;
 use crate::raster::{self, RasterKind, RasterSource, RasterSpec};
+use crate::settings::StoreSettings;
 use crate::snapshot::Snapshot;
+use crate::storage::lease::Lease;
 use crate::storage::{DataHandle, PosixStorage, Storage};
 use serde_json::{json, Map};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
+
+pub use crate::commit::CommitInfo;
+pub(crate) use crate::commit::refusal_clone;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -36,6 +41,13 @@ pub struct OpenOptions {
     pub single_writer: bool,
     /// fsync files before publishing them, so commits survive power loss, not only crashes (default `true`).
     pub durable: bool,
+    /// Use the medium's advisory locks to make writers of one table, one publication or one plan queue instead of
+    /// retrying (default `true`, or `false` when `ZARRTX_LOCKS=off`). Correctness never depends on them: with
+    /// locks off, or node-local on a cluster, every guarantee holds. User locks ([`Store::lock`]) need them.
+    pub advisory_locks: bool,
+    /// Timing settings of a store created by this open (ignored when the store exists: its own settings, recorded
+    /// at creation, apply). Default [`StoreSettings::default`].
+    pub settings: StoreSettings,
 }
 
 impl Default for OpenOptions {
@@ -45,6 +57,8 @@ impl Default for OpenOptions {
             read_only: false,
             single_writer: false,
             durable: true,
+            advisory_locks: crate::storage::locks::locks_enabled_by_env(),
+            settings: StoreSettings::default(),
         }
     }
 }
@@ -70,20 +84,6 @@ impl Default for AddOptions<'_> {
     }
 }
 
-/// What a successful commit produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitInfo {
-    /// The version the commit created.
-    pub version: u64,
-    /// The transaction id recorded in the log.
-    pub txn: String,
-    /// How many attempts it took (more than 1 when other writers won races first).
-    pub attempts: u32,
-    /// Whether the view that plain readers see includes this commit already. `false` only when publishing
-    /// failed after the commit (the commit stands and is published by the next writer, `gc` or `verify`).
-    pub published: bool,
-}
-
 /// One entry of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitRecord {
@@ -99,37 +99,16 @@ pub struct CommitRecord {
     pub summary: Vec<String>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) root: PathBuf,
-    /// Why writes are refused, if they are.
-    pub(crate) write_refusal: Option<Error>,
-    /// fsync element data before committing it.
-    durable: bool,
-    cache: Mutex<Arc<StoreState>>,
-    commit_lock: Mutex<()>,
-}
-
 /// A handle on one store. Cheap to clone and safe to share between threads; every access sees the newest
 /// committed state (checking costs one small read when nothing changed).
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Committer>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("root", &self.inner.root).finish()
-    }
-}
-
-/// A copy of a remembered write refusal (`Error` is not `Clone`): the same `UnsafeMedium` or `ReadOnly`, anything
-/// else as `ReadOnly` of `root`.
-pub(crate) fn refusal_clone(e: &Error, root: &Path) -> Error {
-    match e {
-        Error::UnsafeMedium { path, reason } => Error::UnsafeMedium { path: path.clone(), reason: reason.clone() },
-        Error::ReadOnly { path, reason } => Error::ReadOnly { path: path.clone(), reason: reason.clone() },
-        other => Error::ReadOnly { path: root.to_path_buf(), reason: other.to_string() },
     }
 }
 
@@ -146,7 +125,8 @@ impl Store {
             }
             std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         }
-        let storage: Arc<dyn Storage> = Arc::new(PosixStorage::new(&root, options.durable));
+        let storage: Arc<dyn Storage> =
+            Arc::new(PosixStorage::new(&root, options.durable).with_locks(options.advisory_locks));
         Store::open_with_storage(storage, options)
     }
 
@@ -180,51 +160,42 @@ impl Store {
                 });
             }
             if foreign {
-                Store::adopt(storage.as_ref())?;
+                Store::adopt(storage.as_ref(), &options.settings)?;
             } else {
-                Store::initialise(storage.as_ref())?;
+                Store::initialise(storage.as_ref(), &options.settings)?;
             }
         }
         let state = reader::load_state(storage.as_ref(), None)?;
-        let store = Store {
-            inner: Arc::new(Inner {
-                storage,
-                root,
-                write_refusal,
-                durable: options.durable,
-                cache: Mutex::new(Arc::new(state)),
-                commit_lock: Mutex::new(()),
-            }),
-        };
+        let settings = StoreSettings::load(storage.as_ref(), StoreSettings::default())?;
+        let store = Store { inner: Arc::new(Committer::new(storage, write_refusal, options.durable, settings, state)) };
         if store.inner.write_refusal.is_none() {
             // Roll forward what a crashed writer committed but did not publish.
             let latest = store.latest_state()?;
-            if publish::applied_version(store.storage())?.is_none_or(|a| a < latest.version) {
-                publish::materialize(store.storage(), &latest)?;
+            let behind = |v: Option<u64>| v.is_none_or(|v| v < latest.version);
+            if behind(publish::applied_version(store.storage())?) || behind(publish::published_version(store.storage())?) {
+                store.inner.publish()?;
             }
         }
         Ok(store)
     }
 
-    fn initialise(storage: &dyn Storage) -> Result<()> {
+    fn initialise(storage: &dyn Storage, settings: &StoreSettings) -> Result<()> {
         let mut attrs = Map::new();
         attrs.insert("spatialdata_attrs".into(), json!({"version": "0.2"}));
-        Store::create_genesis(storage, Op::Init { root_attributes: attrs })
+        Store::create_genesis(storage, settings, Op::Init { root_attributes: attrs })
     }
 
-    fn adopt(storage: &dyn Storage) -> Result<()> {
+    fn adopt(storage: &dyn Storage, settings: &StoreSettings) -> Result<()> {
         let (root_attributes, elements) = adopt::scan_existing(storage)?;
-        Store::create_genesis(storage, Op::Adopt { root_attributes, elements })
+        Store::create_genesis(storage, settings, Op::Adopt { root_attributes, elements })
     }
 
-    fn create_genesis(storage: &dyn Storage, op: Op) -> Result<()> {
+    fn create_genesis(storage: &dyn Storage, settings: &StoreSettings, op: Op) -> Result<()> {
         for dir in [layout::LOG_DIR, layout::STAGING_DIR, layout::TRASH_DIR, layout::TMP_DIR, layout::CHECKPOINT_DIR] {
             storage.create_dir(dir)?;
         }
-        let _ = storage.put_if_absent(
-            layout::FORMAT,
-            json!({"format": "zarrtx", "version": layout::FORMAT_VERSION}).to_string().as_bytes(),
-        )?;
+        // The first creator's settings stand (create-if-absent); the others read them at open.
+        let _ = storage.put_if_absent(layout::FORMAT, settings.format_document().to_string().as_bytes())?;
         // Entry 0 is raced like any other: exactly one creator or adopter wins, the others use its result.
         let txn = uuid::Uuid::new_v4().to_string();
         commit::try_commit(storage, 0, &txn, vec![op]).map(|_| ())
@@ -241,18 +212,12 @@ impl Store {
 
     /// The newest committed state, refreshed with one existence check (plus replay of new entries).
     pub(crate) fn latest_state(&self) -> Result<Arc<StoreState>> {
-        let cached = self.inner.cache.lock().map_err(|_| poisoned())?.clone();
-        if !self.storage().exists(&layout::log_key(cached.version + 1))? {
-            return Ok(cached);
-        }
-        let mut fresh = (*cached).clone();
-        reader::replay(self.storage(), &mut fresh, None)?;
-        let fresh = Arc::new(fresh);
-        let mut slot = self.inner.cache.lock().map_err(|_| poisoned())?;
-        if slot.version < fresh.version {
-            *slot = fresh.clone();
-        }
-        Ok(slot.clone())
+        self.inner.latest_state()
+    }
+
+    /// The store's timing settings (recorded at creation).
+    pub fn settings(&self) -> StoreSettings {
+        self.inner.settings
     }
 
     /// The latest committed version.
@@ -262,48 +227,17 @@ impl Store {
 
     /// Refuses writes on read-only stores and unsafe media.
     pub(crate) fn ensure_writable(&self) -> Result<()> {
-        match &self.inner.write_refusal {
-            None => Ok(()),
-            Some(e) => Err(refusal_clone(e, &self.inner.root)),
-        }
+        self.inner.ensure_writable()
     }
 
-    /// Commits the operations `build` derives from the newest state, retrying when other writers win the race.
-    /// `build` is called again after every lost race, so its checks (name conflicts) see what the winners did.
+    /// Commits the operations `build` derives from the newest state (see [`Committer::commit`]).
     pub(crate) fn commit(
         &self,
         txn: &str,
         what: &str,
-        mut build: impl FnMut(&StoreState) -> Result<Vec<Op>>,
+        build: impl FnMut(&StoreState) -> Result<Build>,
     ) -> Result<CommitInfo> {
-        self.ensure_writable()?;
-        // Threads of one process queue here instead of racing through the filesystem.
-        let _queue = self.inner.commit_lock.lock().map_err(|_| poisoned())?;
-        for attempt in 1..=commit::MAX_ATTEMPTS {
-            let state = self.latest_state()?;
-            let ops = build(&state)?;
-            match commit::try_commit(self.storage(), state.version + 1, txn, ops)? {
-                Attempt::Lost => commit::backoff(attempt),
-                Attempt::Committed(entry) => {
-                    let mut next = (*state).clone();
-                    next.apply(&entry)?;
-                    let next = Arc::new(next);
-                    {
-                        let mut slot = self.inner.cache.lock().map_err(|_| poisoned())?;
-                        if slot.version < next.version {
-                            *slot = next.clone();
-                        }
-                    }
-                    reader::write_head_hint(self.storage(), next.version);
-                    if next.version % layout::CHECKPOINT_INTERVAL == 0 {
-                        let _ = reader::write_checkpoint(self.storage(), &next);
-                    }
-                    let published = publish::materialize(self.storage(), &next).is_ok();
-                    return Ok(CommitInfo { version: entry.version, txn: txn.to_string(), attempts: attempt, published });
-                }
-            }
-        }
-        Err(Error::Contention { name: what.to_string(), attempts: commit::MAX_ATTEMPTS })
+        self.inner.commit(txn, what, build)
     }
 
     /// Adds an image or labels element. The data is validated first (nothing is written for bad input), then
@@ -366,37 +300,42 @@ impl Store {
             self.check_name_free(name)?;
         }
         let txn = uuid::Uuid::new_v4().to_string();
-        // Held until this add returns: tells gc the staging directory is in use, even for hours.
-        let in_use = self.storage().locks().lock_exclusive(&layout::staging_lock_key(&txn))?;
-        let result = self.stage_and_commit(&txn, name, element_type, overwrite, id_runs, write);
-        drop(in_use);
-        let _ = self.storage().delete(&layout::staging_lock_key(&txn));
+        let staged = layout::staging_key(&txn);
+        // The lease tells gc (on every node) that the staging area is in use, however long the write takes; it is
+        // renewed in the background and checked right before the commit (fencing).
+        let lease = Lease::acquire(&self.inner.storage, &layout::staging_lease_key(&txn), self.inner.settings.lease_timeout())?
+            .ok_or_else(|| Error::Conflict { name: name.to_string(), reason: "a staging lease of a fresh transaction id exists".into() })?;
+        let since = self.latest_state()?.version;
+        let result = (|| {
+            self.storage().create_dir(&staged)?;
+            let tree = write(&DataHandle::new(self.inner.storage.clone(), staged.clone()))?;
+            self.commit_add(&txn, name, element_type, overwrite, &staged, tree, id_runs, Some(&lease))
+        })();
+        if result.is_err() && self.txn_committed(&txn, since).is_ok_and(|c| c.is_none()) {
+            // Provably not committed: nothing references the staged data. (When the outcome is unknown — the medium
+            // failed while the commit was decided — the data stays for gc, which keeps it while the log names it.)
+            let _ = self.storage().delete_tree(&staged);
+        }
+        drop(lease);
         result
     }
 
-    fn stage_and_commit(
-        &self,
-        txn: &str,
-        name: &ElementName,
-        element_type: ElementType,
-        overwrite: bool,
-        id_runs: Vec<String>,
-        write: impl FnOnce(&DataHandle) -> Result<NodeTree>,
-    ) -> Result<CommitInfo> {
-        let staged = layout::staging_key(txn);
-        let cleanup = |e: Error| {
-            let _ = self.storage().delete_tree(&staged);
-            e
-        };
-        self.storage().create_dir(&staged).map_err(cleanup)?;
-        let handle = DataHandle::new(self.inner.storage.clone(), staged.clone());
-        let tree = write(&handle).map_err(cleanup)?;
-        self.commit_add(txn, name, element_type, overwrite, &staged, tree, id_runs).map_err(cleanup)
+    /// The version at which transaction `txn` was committed after version `since`, if it was.
+    pub(crate) fn txn_committed(&self, txn: &str, since: u64) -> Result<Option<u64>> {
+        let head = reader::discover_head(self.storage(), self.latest_state()?.version)?;
+        for v in since + 1..=head {
+            if read_entry(self.storage(), v)?.is_some_and(|e| e.txn == txn) {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     /// Commits the element whose complete tree (`zarr.json` documents in `tree`) is staged at key `staged`, as
     /// transaction `txn`; it is installed at `<type>/<name>` by the publication that follows. The name is re-checked
-    /// against the state every attempt builds on (`ElementExists` unless `overwrite`). Nothing is deleted on failure.
+    /// against the state every attempt builds on (`ElementExists` unless `overwrite`); `lease`, when given, must
+    /// still be held at every attempt. A transaction committed already (a repeated commit of a write plan) answers
+    /// with its version. Nothing is deleted on failure.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn commit_add(
         &self,
@@ -407,9 +346,16 @@ impl Store {
         staged: &str,
         tree: NodeTree,
         id_runs: Vec<String>,
+        lease: Option<&Lease>,
     ) -> Result<CommitInfo> {
         let element = ElementDescriptor { name: name.clone(), element_type, tree };
         self.commit(txn, name.as_str(), |state| {
+            if let Some(existing) = state.get(name).filter(|r| r.txn == txn) {
+                return Ok(Build::Committed(existing.version));
+            }
+            if let Some(lease) = lease {
+                lease.check()?;
+            }
             let displaces = match state.get(name) {
                 Some(old) if overwrite => Some((old.element_type, old.name.clone())),
                 Some(_) => {
@@ -418,17 +364,17 @@ impl Store {
                 }
                 None => None,
             };
-            Ok(vec![Op::Add {
+            Ok(Build::Ops(vec![Op::Add {
                 element: element.clone(),
                 staged: staged.to_string(),
                 displaces,
                 id_runs: id_runs.clone(),
-            }])
+            }]))
         })
     }
 
-    /// Deletes an element. Its data moves to the trash (readers pinned to older versions keep reading it) and
-    /// is reclaimed by `gc` after the grace period.
+    /// Deletes an element. The view stops listing it at once; its data stays (readers pinned to older versions keep
+    /// reading it) until `gc` reclaims it after the grace period, or a later add of the name moves it to the trash.
     pub fn delete(&self, name: &str) -> Result<CommitInfo> {
         let name = ElementName::new(name)?;
         let txn = uuid::Uuid::new_v4().to_string();
@@ -436,7 +382,7 @@ impl Store {
             let record = state
                 .get(&name)
                 .ok_or_else(|| Error::ElementNotFound { name: name.to_string(), version: None })?;
-            Ok(vec![Op::Delete { element_type: record.element_type, name: record.name.clone() }])
+            Ok(Build::Ops(vec![Op::Delete { element_type: record.element_type, name: record.name.clone() }]))
         })
     }
 
@@ -448,7 +394,7 @@ impl Store {
             Some(v) if v == latest.version => latest,
             Some(v) => Arc::new(reader::load_state(self.storage(), Some(v))?),
         };
-        Ok(Snapshot::new(self.clone(), state))
+        Ok(Snapshot::new(self.inner.clone(), state))
     }
 
     /// Every commit, oldest first.
@@ -473,30 +419,14 @@ impl Store {
 
     /// Makes sure operations up to `version` are installed (installing them when this handle may write).
     pub(crate) fn ensure_applied(&self, version: u64) -> Result<bool> {
-        if publish::applied_version(self.storage())?.is_some_and(|a| a >= version) {
-            return Ok(true);
-        }
-        if self.inner.write_refusal.is_some() {
-            return Ok(false);
-        }
-        let latest = self.latest_state()?;
-        publish::materialize(self.storage(), &latest)?;
-        Ok(true)
+        self.inner.ensure_installed(version)
     }
 
     /// Installs and publishes everything committed (normally done by every commit; this repairs after a
     /// crash between commit and publication). Returns the published version.
     pub fn publish(&self) -> Result<u64> {
         self.ensure_writable()?;
-        let latest = self.latest_state()?;
-        publish::materialize(self.storage(), &latest)
-    }
-}
-
-fn poisoned() -> Error {
-    Error::Io {
-        path: PathBuf::new(),
-        source: std::io::Error::other("a thread panicked while holding the store's state lock"),
+        self.inner.publish()
     }
 }
 

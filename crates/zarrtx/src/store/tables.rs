@@ -9,6 +9,7 @@
 //! lock only orders appenders of one table (they would otherwise write the same boundary chunks); the commit
 //! still checks that nothing changed underneath and refuses with `Conflict` otherwise.
 
+use crate::commit::Build;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::log::Op;
@@ -100,7 +101,7 @@ impl Store {
                                  table lock while these rows were written; nothing was committed, retry the append"
                             .into(),
                     })?;
-                Ok(vec![Op::Append {
+                Ok(Build::Ops(vec![Op::Append {
                     table: current.name.clone(),
                     table_version: record.version,
                     base_rows: plan.base_rows,
@@ -108,7 +109,9 @@ impl Store {
                     tree: plan.tree.clone(),
                     replaced_files: plan.replaced_files.clone(),
                     id_runs: new_runs.clone(),
-                }])
+                    staged: None,
+                    staged_files: Vec::new(),
+                }]))
             });
             drop(lock);
             return result;

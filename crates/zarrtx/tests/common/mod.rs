@@ -5,6 +5,7 @@
 use ndarray::ArrayD;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use zarrtx::settings::StoreSettings;
 use zarrtx::{
     AddOptions, CommitInfo, OpenOptions, RasterArray, RasterKind, RasterSource, RasterSpec, Result, Store,
 };
@@ -49,9 +50,23 @@ pub fn add_constant(store: &Store, name: &str, size: usize, value: i32, overwrit
     )
 }
 
-/// Opens (creating) a store with default options.
+/// Timing settings of test stores: a short lease, so that a killed writer's part can be rerun and its staging area
+/// reclaimed within seconds instead of the default 30 s; a 1 s publish fence.
+pub const TEST_SETTINGS: StoreSettings = StoreSettings { publish_fence_ms: 1_000, lease_ms: 3_000 };
+
+/// Options that create stores with [`TEST_SETTINGS`].
+pub fn test_options() -> OpenOptions {
+    OpenOptions { settings: TEST_SETTINGS, ..OpenOptions::default() }
+}
+
+/// Opens (creating, with [`TEST_SETTINGS`]) a store.
 pub fn open(path: &Path) -> Store {
-    Store::open(path, &OpenOptions::default()).expect("open store")
+    Store::open(path, &test_options()).expect("open store")
+}
+
+/// Sleeps until every lease a killed writer of a test store held has expired.
+pub fn wait_for_leases_to_expire() {
+    std::thread::sleep(std::time::Duration::from_millis(TEST_SETTINGS.lease_ms + 500));
 }
 
 /// Reads the whole level 0 of a labels element as int32.
