@@ -38,19 +38,58 @@ pub enum Fault {
     FullAfter(u64),
 }
 
+/// Which side of an operation a [`Hook`] is called on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the operation runs (after the faults that fail it were applied).
+    Before,
+    /// After it succeeded.
+    After,
+}
+
+/// A test hook, called on the calling thread with the operation's name (`"get"`, `"put_relaxed"`, `"rename"`, ...),
+/// its key and the [`Phase`]: it can pause a thread at an exact point, or check the store at every step.
+pub type Hook = Arc<dyn Fn(&str, &str, Phase) + Send + Sync>;
+
 /// Wraps a backend and injects [`Fault`]s.
-#[derive(Debug)]
 pub struct FaultyStorage {
     inner: Arc<dyn Storage>,
     faults: Mutex<Vec<Fault>>,
     ops: AtomicU64,
     written: AtomicU64,
+    hook: Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for FaultyStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyStorage").field("inner", &self.inner).field("ops", &self.ops()).finish()
+    }
 }
 
 impl FaultyStorage {
     /// Wraps `inner`, injecting nothing yet.
     pub fn new(inner: Arc<dyn Storage>) -> Self {
-        FaultyStorage { inner, faults: Mutex::new(Vec::new()), ops: AtomicU64::new(0), written: AtomicU64::new(0) }
+        FaultyStorage {
+            inner,
+            faults: Mutex::new(Vec::new()),
+            ops: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            hook: Mutex::new(None),
+        }
+    }
+
+    /// Sets (or removes) the hook called around every operation.
+    pub fn set_hook(&self, hook: Option<Hook>) {
+        if let Ok(mut h) = self.hook.lock() {
+            *h = hook;
+        }
+    }
+
+    fn call_hook(&self, op: &str, key: &str, phase: Phase) {
+        let hook = self.hook.lock().ok().and_then(|h| h.clone());
+        if let Some(hook) = hook {
+            hook(op, key, phase);
+        }
     }
 
     /// Adds a fault.
@@ -91,6 +130,19 @@ impl FaultyStorage {
 
     /// Counts one operation on `key` and applies the faults that concern it before it runs.
     fn before(&self, key: &str, write_bytes: Option<usize>) -> Result<()> {
+        self.apply_faults(key, write_bytes)
+    }
+
+    /// Runs the read `op` on `key`: faults, hook, the operation, hook.
+    fn read<T>(&self, op: &str, key: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.before(key, None)?;
+        self.call_hook(op, key, Phase::Before);
+        let out = f()?;
+        self.call_hook(op, key, Phase::After);
+        Ok(out)
+    }
+
+    fn apply_faults(&self, key: &str, write_bytes: Option<usize>) -> Result<()> {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
         let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         for f in &faults {
@@ -126,9 +178,11 @@ impl FaultyStorage {
         false
     }
 
-    fn write<T>(&self, key: &str, bytes: usize, op: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn write<T>(&self, op: &str, key: &str, bytes: usize, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.before(key, Some(bytes))?;
-        let out = op()?;
+        self.call_hook(op, key, Phase::Before);
+        let out = f()?;
+        self.call_hook(op, key, Phase::After);
         if self.lose_response(key) {
             return Err(self.injected(key, "the write happened but its response was lost"));
         }
@@ -144,88 +198,76 @@ impl Storage for FaultyStorage {
         self.inner.location()
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.before(key, None)?;
-        self.inner.get(key)
+        self.read("get", key, || self.inner.get(key))
     }
     fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Option<Vec<u8>>> {
-        self.before(key, None)?;
-        self.inner.get_range(key, range)
+        self.read("get_range", key, || self.inner.get_range(key, range))
     }
     fn size(&self, key: &str) -> Result<Option<u64>> {
-        self.before(key, None)?;
-        self.inner.size(key)
+        self.read("size", key, || self.inner.size(key))
     }
     fn exists(&self, key: &str) -> Result<bool> {
-        self.before(key, None)?;
-        self.inner.exists(key)
+        self.read("exists", key, || self.inner.exists(key))
     }
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.write(key, bytes.len(), || self.inner.put(key, bytes))
+        self.write("put", key, bytes.len(), || self.inner.put(key, bytes))
     }
     fn put_relaxed(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.write(key, bytes.len(), || self.inner.put_relaxed(key, bytes))
+        self.write("put_relaxed", key, bytes.len(), || self.inner.put_relaxed(key, bytes))
     }
     fn put_private(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.write(key, bytes.len(), || self.inner.put_private(key, bytes))
+        self.write("put_private", key, bytes.len(), || self.inner.put_private(key, bytes))
     }
     fn sync(&self, keys: &[String]) -> Result<()> {
-        self.before(keys.first().map(String::as_str).unwrap_or(""), None)?;
-        self.inner.sync(keys)
+        self.read("sync", keys.first().map(String::as_str).unwrap_or(""), || self.inner.sync(keys))
     }
     fn sync_prefix(&self, prefix: &str) -> Result<()> {
-        self.before(prefix, None)?;
-        self.inner.sync_prefix(prefix)
+        self.read("sync_prefix", prefix, || self.inner.sync_prefix(prefix))
     }
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome> {
-        self.write(key, bytes.len(), || self.inner.put_if_absent(key, bytes))
+        self.write("put_if_absent", key, bytes.len(), || self.inner.put_if_absent(key, bytes))
     }
     fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, Tag)>> {
-        self.before(key, None)?;
-        self.inner.get_tagged(key)
+        self.read("get_tagged", key, || self.inner.get_tagged(key))
     }
     fn put_if_match(&self, key: &str, bytes: &[u8], expected: Option<&Tag>) -> Result<CasOutcome> {
-        self.write(key, bytes.len(), || self.inner.put_if_match(key, bytes, expected))
+        self.write("put_if_match", key, bytes.len(), || self.inner.put_if_match(key, bytes, expected))
     }
     fn delete(&self, key: &str) -> Result<()> {
-        self.write(key, 0, || self.inner.delete(key))
+        self.write("delete", key, 0, || self.inner.delete(key))
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.before(prefix, None)?;
-        self.inner.list(prefix)
+        self.read("list", prefix, || self.inner.list(prefix))
     }
     fn list_recursive(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        self.before(prefix, None)?;
-        self.inner.list_recursive(prefix)
+        self.read("list_recursive", prefix, || self.inner.list_recursive(prefix))
     }
     fn has_children(&self, prefix: &str) -> Result<bool> {
-        self.before(prefix, None)?;
-        self.inner.has_children(prefix)
+        self.read("has_children", prefix, || self.inner.has_children(prefix))
     }
     fn delete_tree(&self, key: &str) -> Result<u64> {
-        self.write(key, 0, || self.inner.delete_tree(key))
+        self.write("delete_tree", key, 0, || self.inner.delete_tree(key))
     }
     fn create_dir(&self, key: &str) -> Result<()> {
-        self.write(key, 0, || self.inner.create_dir(key))
+        self.write("create_dir", key, 0, || self.inner.create_dir(key))
     }
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> {
-        self.before(key, None)?;
-        self.inner.modified(key)
+        self.read("modified", key, || self.inner.modified(key))
     }
     fn rename(&self, from: &str, to: &str) -> Result<MoveOutcome> {
-        self.write(to, 0, || self.inner.rename(from, to))
+        self.write("rename", from, 0, || self.inner.rename(from, to))
     }
     fn replace_file(&self, from: &str, to: &str) -> Result<bool> {
-        self.write(to, 0, || self.inner.replace_file(from, to))
+        self.write("replace_file", from, 0, || self.inner.replace_file(from, to))
     }
     fn hard_link(&self, from: &str, to: &str) -> Result<()> {
-        self.write(to, 0, || self.inner.hard_link(from, to))
+        self.write("hard_link", to, 0, || self.inner.hard_link(from, to))
     }
     fn exchange(&self, a: &str, b: &str) -> Result<bool> {
-        self.write(a, 0, || self.inner.exchange(a, b))
+        self.write("exchange", a, 0, || self.inner.exchange(a, b))
     }
     fn identity(&self, key: &str) -> Result<Option<String>> {
-        self.before(key, None)?;
-        self.inner.identity(key)
+        self.read("identity", key, || self.inner.identity(key))
     }
     fn locks(&self) -> &dyn Locks {
         self.inner.locks()

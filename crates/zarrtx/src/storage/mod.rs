@@ -61,7 +61,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-pub use faulty::{Fault, FaultyStorage};
+pub use faulty::{Fault, FaultyStorage, Hook, Phase};
 pub use handle::DataHandle;
 pub use locks::{LockGuard, Locks, NoLocks};
 pub use memory::{MemoryOptions, MemoryStorage};
