@@ -118,7 +118,7 @@ impl Snapshot {
         let record = self.record(name)?;
         raster_kind(record)?;
         let n = record.name.clone();
-        self.read_with(name, |data, _| raster::read::read_region(&data.local_dir()?, &n, level, region))
+        self.read_with(name, |data, _| raster::read::read_region(data, &n, level, region))
     }
 
     /// Runs `read` on the data of element `name` as committed at this snapshot's version (a [`DataHandle`] on

@@ -18,6 +18,15 @@ impl Storage for OverwritingStorage {
     fn location(&self) -> PathBuf { self.0.location() }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> { self.0.get(key) }
     fn exists(&self, key: &str) -> Result<bool> { self.0.exists(key) }
+    // The optional operations POSIX implements itself (the defaults would `get` a directory, which fails).
+    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Option<Vec<u8>>> { self.0.get_range(key, range) }
+    fn size(&self, key: &str) -> Result<Option<u64>> { self.0.size(key) }
+    fn put_relaxed(&self, key: &str, bytes: &[u8]) -> Result<()> { self.0.put_relaxed(key, bytes) }
+    fn put_private(&self, key: &str, bytes: &[u8]) -> Result<()> { self.0.put_private(key, bytes) }
+    fn sync(&self, keys: &[String]) -> Result<()> { self.0.sync(keys) }
+    fn sync_prefix(&self, prefix: &str) -> Result<()> { self.0.sync_prefix(prefix) }
+    fn list_recursive(&self, prefix: &str) -> Result<Vec<(String, u64)>> { self.0.list_recursive(prefix) }
+    fn has_children(&self, prefix: &str) -> Result<bool> { self.0.has_children(prefix) }
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> { self.0.put(key, bytes) }
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome> {
         self.0.put(key, bytes)?;

@@ -21,6 +21,15 @@ impl Storage for ViewWatchingStorage {
     fn capabilities(&self) -> Capabilities { self.inner.capabilities() }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> { self.inner.get(key) }
     fn exists(&self, key: &str) -> Result<bool> { self.inner.exists(key) }
+    // The optional operations POSIX implements itself (the defaults would `get` a directory, which fails).
+    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Option<Vec<u8>>> { self.inner.get_range(key, range) }
+    fn size(&self, key: &str) -> Result<Option<u64>> { self.inner.size(key) }
+    fn put_relaxed(&self, key: &str, bytes: &[u8]) -> Result<()> { self.inner.put_relaxed(key, bytes) }
+    fn put_private(&self, key: &str, bytes: &[u8]) -> Result<()> { self.inner.put_private(key, bytes) }
+    fn sync(&self, keys: &[String]) -> Result<()> { self.inner.sync(keys) }
+    fn sync_prefix(&self, prefix: &str) -> Result<()> { self.inner.sync_prefix(prefix) }
+    fn list_recursive(&self, prefix: &str) -> Result<Vec<(String, u64)>> { self.inner.list_recursive(prefix) }
+    fn has_children(&self, prefix: &str) -> Result<bool> { self.inner.has_children(prefix) }
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> { self.inner.put(key, bytes) }
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome> { self.inner.put_if_absent(key, bytes) }
     fn delete(&self, key: &str) -> Result<()> { self.inner.delete(key) }

@@ -12,9 +12,8 @@ use crate::layout;
 use crate::log::entry::now_ms;
 use crate::plan::claim;
 use crate::plan::{canonical_id, commit_base, committed_key, part_progress, plan_json_key, reclaimed_key};
-use crate::raster::durable::{sync_files, sync_tree};
 use crate::storage::json::{get_json, json_bytes};
-use crate::storage::{MoveOutcome, Storage};
+use crate::storage::{join, MoveOutcome, Storage};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +84,7 @@ fn publish_new(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &
             )));
         }
         if h.durable() {
-            sync_files(staged, &[staged.join(layout::ROOT_ZARR_JSON)])?;
+            storage.sync(&[join(&record.plan.staging, layout::ROOT_ZARR_JSON)])?;
         }
         create_groups(storage, &groups)?;
         match storage.rename(&record.plan.staging, &record.plan.path)? {
@@ -139,7 +138,7 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
         }
         kept = link_kept_files(h, record, staged, target)?;
         if h.durable() {
-            sync_tree(staged)?;
+            storage.sync_prefix(&record.plan.staging)?;
         }
         if !super::nodes::exchange(staged, target)? {
             // No atomic exchange on this filesystem: the old array goes aside first, so that for an instant the
@@ -166,11 +165,7 @@ fn publish_filled(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target
 /// parts' chunks are), except `zarr.json`. Returns how many files are kept.
 fn link_kept_files(h: &Hierarchy, record: &ArrayPlanRecord, staged: &Path, target: &Path) -> Result<u64> {
     let level = h.staged_level(record)?;
-    let replaced: HashSet<PathBuf> = level
-        .files_of(&record.plan.parts)?
-        .into_iter()
-        .filter_map(|f| f.strip_prefix(staged).ok().map(Path::to_path_buf))
-        .collect();
+    let replaced: HashSet<PathBuf> = level.files_of(&record.plan.parts)?.into_iter().map(PathBuf::from).collect();
     let mut kept = 0;
     let mut stack = vec![target.to_path_buf()];
     while let Some(dir) = stack.pop() {

@@ -11,9 +11,8 @@ use crate::log::entry::now_ms;
 use crate::log::WriterInfo;
 use crate::name::ElementName;
 use crate::plan::{layout_parts, parts_dir_key, plan_json_key, staged_key, PartLayout, PLAN_FORMAT};
-use crate::raster::zarr_io::write_json;
 use crate::storage::json::json_bytes;
-use crate::storage::PutOutcome;
+use crate::storage::{DataHandle, PutOutcome};
 
 /// [`Hierarchy::create_plan`].
 pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: PartLayout) -> Result<ArrayPlanInfo> {
@@ -36,7 +35,7 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
                     ),
                 });
             }
-            if storage.local_path(&path).is_some_and(|p| p.exists()) {
+            if storage.exists(&path)? {
                 return Err(Error::NodeExists {
                     hierarchy: h.root().to_path_buf(),
                     path,
@@ -78,11 +77,12 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
     let result = (|| -> Result<(PutOutcome, ArrayPlanRecord)> {
         storage.create_dir(&staging)?;
         storage.create_dir(&parts_dir_key(&plan_id))?;
+        DataHandle::new(h.storage.clone(), staging.clone()).put_json(layout::ROOT_ZARR_JSON, &metadata)?;
+        // The staged directory's identity is the commit protocol's (it still needs a local path).
         let dir = storage.local_path(&staging).ok_or_else(|| Error::UnsafeMedium {
             path: h.root().to_path_buf(),
             reason: "this storage backend cannot stage array data".into(),
         })?;
-        write_json(&dir.join(layout::ROOT_ZARR_JSON), &metadata)?;
         let staged_id = DirId::of(&dir)?.ok_or_else(|| Error::io(&dir, std::io::ErrorKind::NotFound.into()))?;
         let plan = ArrayPlanInfo {
             plan_id: plan_id.clone(),

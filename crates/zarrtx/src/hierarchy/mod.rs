@@ -36,7 +36,7 @@ use crate::raster::planned::StagedLevel;
 use crate::raster::{DataType, RasterBlock};
 use crate::settings::StoreSettings;
 use crate::store::OpenOptions;
-use crate::storage::{PosixStorage, Storage};
+use crate::storage::{DataHandle, PosixStorage, Storage};
 use record::ArrayPlanRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -265,19 +265,16 @@ impl Hierarchy {
 
     /// The staged array of `record`, as its part writers and its commit see it.
     pub(crate) fn staged_level(&self, record: &ArrayPlanRecord) -> Result<StagedLevel> {
-        let dir = self.storage.local_path(&record.plan.staging).ok_or_else(|| Error::UnsafeMedium {
-            path: self.root.clone(),
-            reason: "this storage backend cannot stage array data".into(),
-        })?;
-        if !dir.join(layout::ROOT_ZARR_JSON).exists() {
+        let dir = DataHandle::new(self.storage.clone(), record.plan.staging.clone());
+        if !dir.exists(layout::ROOT_ZARR_JSON)? {
             return Err(Error::CorruptMetadata {
-                path: dir.join(layout::ROOT_ZARR_JSON),
+                path: dir.describe(layout::ROOT_ZARR_JSON),
                 reason: format!("the staged array of write plan {} is missing; create a new plan", record.plan.plan_id),
             });
         }
         let (level, dtype) = array_spec::level_of(&record.plan.path, &record.plan.metadata)?;
         let label = crate::name::ElementName::label(&record.plan.path);
-        Ok(StagedLevel { dir, label, level, json: record.plan.metadata.clone(), dtype, durable: self.durable })
+        Ok(StagedLevel { dir, label, level, json: record.plan.metadata.clone(), dtype })
     }
 
     /// The plan `plan_id` as created.

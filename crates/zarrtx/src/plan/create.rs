@@ -12,7 +12,7 @@ use crate::name::{ElementName, ElementType};
 use crate::raster::planned::{write_unit, StagedRaster};
 use crate::raster::{validate, DataType, Pyramid, RasterKind, RasterSpec};
 use crate::storage::json::json_bytes;
-use crate::storage::PutOutcome;
+use crate::storage::{DataHandle, PutOutcome};
 use crate::store::Store;
 
 /// [`Store::create_plan`].
@@ -69,10 +69,7 @@ pub(crate) fn create(
     let result = (|| -> Result<PutOutcome> {
         storage.create_dir(&record.staging)?;
         storage.create_dir(&parts_dir_key(&plan_id))?;
-        let dir = storage.local_path(&record.staging).ok_or_else(|| Error::UnsafeMedium {
-            path: store.root().to_path_buf(),
-            reason: "this storage backend cannot stage element data yet".into(),
-        })?;
+        let dir = DataHandle::new(store.inner.storage.clone(), record.staging.clone());
         StagedRaster { dir: &dir, name: &name, spec, shape, dtype }.init()?;
         let key = plan_json_key(&plan_id);
         storage.put_if_absent(&key, &json_bytes(storage, &key, &record)?)

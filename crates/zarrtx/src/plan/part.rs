@@ -94,7 +94,7 @@ pub(crate) fn write(
     };
     let staged = || {
         let (dir, spec, dtype) = record.staged_array(store)?;
-        StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype }.level0_target(store.durable())
+        StagedRaster { dir: &dir, name: &record.name, spec: &spec, shape: &record.shape, dtype }.level0_target()
     };
     run_part(&ctx, part, staged, blocks, options)
 }

@@ -7,7 +7,7 @@ use crate::name::{ElementName, ElementType};
 use crate::raster::metadata::transformations_json;
 use crate::raster::{Compression, DataType, Pyramid, RasterKind, RasterSpec};
 use crate::storage::json::get_json;
-use crate::storage::Storage;
+use crate::storage::{DataHandle, Storage};
 use crate::transform::from_ngff_json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -164,19 +164,15 @@ pub(crate) struct PlanRecord {
 }
 
 impl PlanRecord {
-    /// The plan's staging directory with its level-0 array, the element's spec and dtype: what a part writer and
-    /// the committer work on. `CorruptMetadata` when the staged array is gone (create a new plan).
-    pub(crate) fn staged_array(&self, store: &crate::Store) -> Result<(std::path::PathBuf, RasterSpec, DataType)> {
-        let storage = store.storage();
+    /// The plan's staging area with its level-0 array, the element's spec and dtype: what a part writer and the
+    /// committer work on. `CorruptMetadata` when the staged array is gone (create a new plan).
+    pub(crate) fn staged_array(&self, store: &crate::Store) -> Result<(DataHandle, RasterSpec, DataType)> {
         let spec = self.raster_spec()?;
         let dtype = self.dtype()?;
-        let dir = storage.local_path(&self.staging).ok_or_else(|| Error::UnsafeMedium {
-            path: store.root().to_path_buf(),
-            reason: "this storage backend cannot stage element data yet".into(),
-        })?;
-        if !storage.exists(&format!("{}/s0/zarr.json", self.staging))? {
+        let dir = DataHandle::new(store.inner.storage.clone(), self.staging.clone());
+        if !dir.exists("s0/zarr.json")? {
             return Err(Error::CorruptMetadata {
-                path: dir.join("s0").join("zarr.json"),
+                path: dir.describe("s0/zarr.json"),
                 reason: format!("the staged array of write plan {} is missing; create a new plan", self.txn),
             });
         }

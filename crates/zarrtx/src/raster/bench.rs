@@ -7,9 +7,11 @@
 use super::*;
 use crate::name::ElementName;
 use crate::progress::NoProgress;
+use crate::storage::{DataHandle, PosixStorage};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 use zarrs::array::codec::ZstdCodec;
 use zarrs::array::{BytesToBytesCodecTraits, CodecOptions};
@@ -85,7 +87,9 @@ fn bench_512mib_u16_in_memory_and_streamed() {
         let src = RasterSource::InMemory(RasterArray::U16(img.clone()));
         let _ = peak_rss_and_reset();
         let t = Instant::now();
-        write_element_with(&tmp.path().join(format!("a{i}")), &name, &spec, src, &NoProgress, &WriteOptions { durable, ..WriteOptions::default() })
+        // The store's durability matches the write's, as in a store opened with or without it.
+        let dir = DataHandle::new(Arc::new(PosixStorage::new(tmp.path(), durable)), format!("a{i}"));
+        write_element_with(&dir, &name, &spec, src, &NoProgress, &WriteOptions { durable, ..WriteOptions::default() })
             .unwrap_or_else(|e| panic!("{e}"));
         let ours = t.elapsed().as_secs_f64();
         let peak = peak_rss_and_reset();
@@ -127,7 +131,8 @@ fn bench_512mib_u16_in_memory_and_streamed() {
         data_type: DataType::U16,
         blocks: Box::new(strips.into_iter().map(Ok)),
     };
-    write_element(&tmp.path().join("b"), &name, &spec, src, &NoProgress).unwrap_or_else(|e| panic!("{e}"));
+    let dir = DataHandle::new(Arc::new(PosixStorage::new(tmp.path(), true)), "b");
+    write_element(&dir, &name, &spec, src, &NoProgress).unwrap_or_else(|e| panic!("{e}"));
     let streamed = t.elapsed().as_secs_f64();
     let peak = peak_rss_and_reset();
     println!(

@@ -8,7 +8,6 @@ use crate::meta::NodeTree;
 use crate::transform::{from_ngff_json, Transformation};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// What a raster element holds, read from its metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,14 +39,10 @@ pub struct LevelInfo {
     pub chunk_shape: Vec<u64>,
 }
 
+/// A metadata error naming the level's `zarr.json` relative to the element (readers make it absolute).
 fn corrupt(path: &str, reason: impl Into<String>) -> Error {
-    let path = if path.is_empty() {
-        PathBuf::from("zarr.json")
-    } else {
-        PathBuf::from(path).join("zarr.json")
-    };
     Error::CorruptMetadata {
-        path,
+        path: crate::storage::join(path, "zarr.json").into(),
         reason: reason.into(),
     }
 }

@@ -6,44 +6,41 @@
 //! parallel, with the number in flight capped by a memory budget (`parallel::IN_FLIGHT_BUDGET` unless the caller
 //! sets another with [`LevelWriter::set_in_flight_budget`]); shards are
 //! written one at a time with zarrs encoding their inner chunks in parallel. Chunks are encoded with zarrs'
-//! codec chain and written as plain files (no per-file fsync; see `durable`).
+//! codec chain and stored with [`DataHandle::put_private`] (written in place, not durable until the caller syncs
+//! the handle; a durable POSIX backend starts writing each one back at once).
 
 use super::array_meta::array_json;
 use super::levels::LevelPlan;
 use crate::parallel::{limit_within, try_for_each_limited, IN_FLIGHT_BUDGET};
 use super::region::{copy_box, Region};
-use super::zarr_io::{array_err, array_from_json, zarr_err, FsArray};
+use super::zarr_io::{array_err, array_from_json, store, zarr_err, StoreArray};
 use super::{Compression, DataType};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::name::ElementName;
 use crate::progress::Progress;
+use crate::storage::DataHandle;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use zarrs::array::{ArrayBytes, ArrayError, ArrayToBytesCodecTraits, CodecOptions};
-use zarrs::filesystem::FilesystemStore;
 
 /// Writes regions of one level array.
 pub(crate) struct LevelWriter<'a> {
-    array: FsArray,
+    array: StoreArray,
     json: Value,
     plan: LevelPlan,
     esize: usize,
-    dir: PathBuf,
+    /// Where the array lives (the zarrs store's root): chunks are stored under it with their zarrs keys.
+    handle: DataHandle,
     name: &'a ElementName,
     progress: &'a dyn Progress,
     /// Bytes of cell buffers and encoded cells that may be in flight at once.
     in_flight: u64,
-    /// Start the disk write of every chunk file as soon as it is written (see [`LevelWriter::set_early_writeback`]).
-    early_writeback: bool,
 }
 
 impl<'a> LevelWriter<'a> {
-    /// A writer for level `plan` of element `name` stored under `dir` (through `store`). Writes nothing yet.
+    /// A writer for level `plan` of element `name` stored under `handle`. Writes nothing yet.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        dir: &Path,
-        store: Arc<FilesystemStore>,
+        handle: &DataHandle,
         plan: &LevelPlan,
         dtype: DataType,
         compression: &Compression,
@@ -52,45 +49,35 @@ impl<'a> LevelWriter<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Self> {
         let json = array_json(plan, dtype, compression, dims);
-        Self::from_json(dir, store, plan, json, dtype, name, progress)
+        Self::from_json(handle, plan, json, dtype, name, progress)
     }
 
-    /// A writer for the array at `plan.path` under `dir` described by the `zarr.json` document `json` (any codecs
+    /// A writer for the array at `plan.path` under `handle` described by the `zarr.json` document `json` (any codecs
     /// and fill value zarrs supports; `plan` must describe the same shape and chunk grid). Writes nothing yet.
     pub fn from_json(
-        dir: &Path,
-        store: Arc<FilesystemStore>,
+        handle: &DataHandle,
         plan: &LevelPlan,
         json: Value,
         dtype: DataType,
         name: &'a ElementName,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
-        let array = array_from_json(store, &plan.path, &json, name)?;
+        let array = array_from_json(store(handle), &plan.path, &json, name)?;
         Ok(LevelWriter {
             array,
             json,
             plan: plan.clone(),
             esize: dtype.size(),
-            dir: dir.to_path_buf(),
+            handle: handle.clone(),
             name,
             progress,
             in_flight: IN_FLIGHT_BUDGET,
-            early_writeback: false,
         })
     }
 
     /// Caps the bytes of cell buffers and encoded cells in flight at once (at least one cell is always in flight).
     pub fn set_in_flight_budget(&mut self, bytes: u64) {
         self.in_flight = bytes;
-    }
-
-    /// For writes that are made durable afterwards: asks the kernel to start writing each chunk file to disk as soon
-    /// as it is written (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait), so that the disk works
-    /// while the next chunks are encoded and the final fsync finds little left to do. Without it the page cache
-    /// holds everything until that fsync, which then runs alone.
-    pub fn set_early_writeback(&mut self, on: bool) {
-        self.early_writeback = on;
     }
 
     /// The cap set with [`LevelWriter::set_in_flight_budget`].
@@ -104,8 +91,13 @@ impl<'a> LevelWriter<'a> {
     }
 
     /// The zarrs array handle (for reading back what was written).
-    pub fn array(&self) -> &FsArray {
+    pub fn array(&self) -> &StoreArray {
         &self.array
+    }
+
+    /// Where the array lives.
+    pub fn handle(&self) -> &DataHandle {
+        &self.handle
     }
 
     /// The level's layout.
@@ -225,38 +217,23 @@ impl<'a> LevelWriter<'a> {
         self.put_chunk(idx, ArrayBytes::new_flen(buf), opts)
     }
 
-    /// Encodes `bytes` (one full grid cell) with the array's codecs and writes the chunk file; a cell holding only
-    /// the fill value is not stored (any earlier file is removed), as zarr-python does. Files are written without
-    /// fsync: `write_element` makes the whole tree durable at the end, which keeps the encoding threads busy.
+    /// Encodes `bytes` (one full grid cell) with the array's codecs and stores the chunk (or shard) object under
+    /// its zarrs key; a cell holding only the fill value is not stored (any earlier object is deleted), as
+    /// zarr-python does. Objects are written with [`DataHandle::put_private`], without making each durable: the
+    /// caller syncs them all at the end, which keeps the encoding threads busy (a durable POSIX backend starts the
+    /// write-back of each file at once, so that final sync finds little left to do).
     fn put_chunk(&self, idx: &[u64], bytes: ArrayBytes<'_>, opts: &CodecOptions) -> Result<()> {
         let key = self.array.chunk_key(idx);
-        let path = self.dir.join(key.as_str());
         if bytes.is_fill_value(self.array.fill_value()) {
-            return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
-                _ => Ok(()),
-            };
+            return self.handle.delete(key.as_str());
         }
-        let shape = self.array.chunk_shape(idx).map_err(|e| array_err(self.name, &self.dir, e))?;
+        let shape = self.array.chunk_shape(idx).map_err(|e| array_err(self.name, &self.handle, key.as_str(), e))?;
         let encoded = self
             .array
             .codecs()
             .encode(bytes, &shape, self.array.data_type(), self.array.fill_value(), opts)
-            .map_err(|e| array_err(self.name, &self.dir, ArrayError::CodecError(e)))?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        if !self.early_writeback {
-            return std::fs::write(&path, &encoded).map_err(|e| Error::io(&path, e));
-        }
-        use std::io::Write;
-        use std::os::fd::AsRawFd;
-        let mut file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        file.write_all(&encoded).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: a valid open descriptor; offset 0 and length 0 mean the whole file; the call only starts I/O.
-        // A failure (a filesystem without it) is harmless: the final fsync writes the data anyway.
-        let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-        Ok(())
+            .map_err(|e| array_err(self.name, &self.handle, key.as_str(), ArrayError::CodecError(e)))?;
+        self.handle.put_private(key.as_str(), &encoded)
     }
 
     /// Reads cell `idx` back (the fill value when absent), copies the part `overlap` of `data` (at `region`) into
@@ -265,7 +242,7 @@ impl<'a> LevelWriter<'a> {
         let old: ArrayBytes<'static> = self
             .array
             .retrieve_chunk_opt(idx, opts)
-            .map_err(|e| array_err(self.name, &self.dir, e))?;
+            .map_err(|e| array_err(self.name, &self.handle, self.array.chunk_key(idx).as_str(), e))?;
         let mut buf = old.into_fixed().map_err(|e| zarr_err(self.name, e))?.into_owned();
         if buf.len() as u64 != self.cell_bytes() {
             return Err(zarr_err(self.name, format!("chunk {idx:?} decoded to {} bytes, expected {}", buf.len(), self.cell_bytes())));

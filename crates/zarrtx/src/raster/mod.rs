@@ -10,7 +10,6 @@ pub mod write;
 
 pub(crate) mod array_meta;
 mod downsample;
-pub(crate) mod durable;
 mod level_writer;
 pub(crate) mod levels;
 pub(crate) mod planned;

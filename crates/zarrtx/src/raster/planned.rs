@@ -7,21 +7,19 @@
 //! add (`stream`), so every chunk or shard is stored once, by the one writer of its part.
 
 use super::array_meta::array_json;
-use super::durable::{sync_files, sync_tree};
 use super::level_writer::LevelWriter;
 use super::levels::{axis_factors, plan_levels, pyramid_factors, LevelPlan};
 use super::pyramid::write_level_from_disk;
 use super::region::Region;
 use super::stream::PendingCells;
 use super::write::{check_block, level_bytes, split_memory_limit, write_metadata};
-use super::zarr_io::{store, write_json};
 use super::{DataType, RasterArray, RasterBlock, RasterSpec};
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
 use crate::progress::{NoProgress, Progress};
+use crate::storage::{join, DataHandle};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 
 /// The write unit of a raster of `shape`: the grid cell of level 0 (the shard shape when sharded, else the chunk
 /// shape). Parts of a write plan are aligned to it.
@@ -34,10 +32,10 @@ fn to_region(ranges: &[Range<u64>]) -> Region {
     Region::new(ranges.iter().map(|r| r.start).collect(), ranges.iter().map(|r| r.end - r.start).collect())
 }
 
-/// One raster element written into a staged directory by a write plan.
+/// One raster element written into a staging area by a write plan.
 pub(crate) struct StagedRaster<'a> {
-    /// The staged element directory (its group `zarr.json` goes at `dir/zarr.json`, level 0 at `dir/s0`).
-    pub dir: &'a Path,
+    /// The staged element (its group `zarr.json` goes at `zarr.json`, level 0 at `s0`, keys relative to it).
+    pub dir: &'a DataHandle,
     /// The element's name.
     pub name: &'a ElementName,
     /// The validated spec (pyramid computed or single).
@@ -57,36 +55,27 @@ impl StagedRaster<'_> {
     }
 
     fn writer<'b>(&'b self, plan: &LevelPlan, progress: &'b dyn Progress, in_flight: u64) -> Result<LevelWriter<'b>> {
-        let st = store(self.dir, self.name)?;
         let (compression, dims) = (&self.spec.compression, &self.spec.dims);
-        let mut w = LevelWriter::new(self.dir, st, plan, self.dtype, compression, dims, self.name, progress)?;
+        let mut w = LevelWriter::new(self.dir, plan, self.dtype, compression, dims, self.name, progress)?;
         w.set_in_flight_budget(in_flight);
         Ok(w)
     }
 
-    /// Creates the directory and writes level 0's array metadata (`s0/zarr.json`), so that every part writer
-    /// opens the same array.
+    /// Writes level 0's array metadata (`s0/zarr.json`), so that every part writer opens the same array.
     pub fn init(&self) -> Result<()> {
         let plan = self.level0()?;
         let json = array_json(&plan, self.dtype, &self.spec.compression, &self.spec.dims);
-        write_json(&self.dir.join(&plan.path).join("zarr.json"), &json)
+        self.dir.put_json(&join(&plan.path, "zarr.json"), &json)
     }
 
-    /// Level 0 of the staged tree, as the part writers see it (`durable`: their files are fsynced when done).
-    pub fn level0_target(&self, durable: bool) -> Result<StagedLevel> {
+    /// Level 0 of the staged tree, as the part writers see it.
+    pub fn level0_target(&self) -> Result<StagedLevel> {
         let plan = self.level0()?;
         let json = array_json(&plan, self.dtype, &self.spec.compression, &self.spec.dims);
-        Ok(StagedLevel {
-            dir: self.dir.to_path_buf(),
-            label: self.name.clone(),
-            level: plan,
-            json,
-            dtype: self.dtype,
-            durable,
-        })
+        Ok(StagedLevel { dir: self.dir.clone(), label: self.name.clone(), level: plan, json, dtype: self.dtype })
     }
 
-    /// Computes the pyramid levels from level 0 on disk, level by level, reading the level above back in tiles
+    /// Computes the pyramid levels from level 0 in storage, level by level, reading the level above back in tiles
     /// (never a whole level in memory; tiles and chunks in flight bounded by `memory_limit`), then writes every
     /// level's `zarr.json` and the element group's. Returns the element's metadata tree. With `durable`, the new
     /// levels, the metadata and the directories are fsynced (level 0's chunks were, by their parts).
@@ -97,17 +86,17 @@ impl StagedRaster<'_> {
         let writers = plans.iter().map(|p| self.writer(p, progress, in_flight)).collect::<Result<Vec<_>>>()?;
         for (pair, &f) in writers.windows(2).zip(pyramid_factors(self.spec)) {
             let f = axis_factors(&self.spec.dims, f);
-            write_level_from_disk(pair[0].array(), &pair[1], &f, self.spec.kind, self.dtype, self.name, self.dir)?;
+            write_level_from_disk(pair[0].array(), &pair[1], &f, self.spec.kind, self.dtype, self.name)?;
         }
         let tree = write_metadata(self.dir, self.name, self.spec, self.shape, &writers)?;
         if durable {
             for p in plans.iter().skip(1) {
-                sync_tree(&self.dir.join(&p.path))?;
+                self.dir.child(&p.path).sync_all()?;
             }
-            let root = self.dir.parent().unwrap_or(self.dir);
-            let meta: Vec<PathBuf> =
-                [self.dir.join("zarr.json"), self.dir.join("s0").join("zarr.json")].into_iter().collect();
-            sync_files(root, &meta)?;
+            let meta: Vec<String> = std::iter::once("zarr.json".to_string())
+                .chain(plans.first().map(|p| join(&p.path, "zarr.json")))
+                .collect();
+            self.dir.sync(&meta)?;
         }
         Ok(tree)
     }
@@ -117,8 +106,8 @@ impl StagedRaster<'_> {
 /// writers of its parts see it: one array under `dir` whose grid cells (shards when sharded, else chunks) the
 /// parts own.
 pub(crate) struct StagedLevel {
-    /// The staged directory (the zarrs store root).
-    pub dir: PathBuf,
+    /// The staging area (the zarrs store root).
+    pub dir: DataHandle,
     /// Names the element or array in errors.
     pub label: ElementName,
     /// The array's path under `dir` (`s0`, or empty for an array at the directory itself), shape and grid.
@@ -127,17 +116,13 @@ pub(crate) struct StagedLevel {
     pub json: serde_json::Value,
     /// Element type.
     pub dtype: DataType,
-    /// The parts' files are made durable when they are done: start writing them to disk early.
-    pub durable: bool,
 }
 
 impl StagedLevel {
     fn writer<'b>(&'b self, progress: &'b dyn Progress, in_flight: u64) -> Result<LevelWriter<'b>> {
-        let st = store(&self.dir, &self.label)?;
         let (json, dtype) = (self.json.clone(), self.dtype);
-        let mut w = LevelWriter::from_json(&self.dir, st, &self.level, json, dtype, &self.label, progress)?;
+        let mut w = LevelWriter::from_json(&self.dir, &self.level, json, dtype, &self.label, progress)?;
         w.set_in_flight_budget(in_flight);
-        w.set_early_writeback(self.durable);
         Ok(w)
     }
 
@@ -197,50 +182,42 @@ impl StagedLevel {
         Ok((r, block.data))
     }
 
-    /// The chunk (or shard) files of level 0 whose grid cells lie in `region`, whether they exist or not.
-    pub fn part_files(&self, region: &[Range<u64>]) -> Result<Vec<PathBuf>> {
+    /// The keys (relative to `dir`) of the chunk (or shard) objects of level 0 whose grid cells lie in `region`,
+    /// whether they exist or not.
+    pub fn part_files(&self, region: &[Range<u64>]) -> Result<Vec<String>> {
         self.files_of(std::slice::from_ref(&region.to_vec()))
     }
 
-    /// The chunk (or shard) files of level 0 whose grid cells lie in any of `regions` (one array handle for all).
-    pub fn files_of(&self, regions: &[Vec<Range<u64>>]) -> Result<Vec<PathBuf>> {
+    /// The keys (relative to `dir`) of the chunk (or shard) objects of level 0 whose grid cells lie in any of
+    /// `regions` (one array handle for all).
+    pub fn files_of(&self, regions: &[Vec<Range<u64>>]) -> Result<Vec<String>> {
         let w = self.writer(&NoProgress, 0)?;
         Ok(regions
             .iter()
             .flat_map(|region| w.cells(&to_region(region)))
-            .map(|idx| self.dir.join(w.array().chunk_key(&idx).as_str()))
+            .map(|idx| w.array().chunk_key(&idx).as_str().to_string())
             .collect())
     }
 
-    /// Removes the level-0 files of `region` (what an interrupted attempt of the part left), so that a new attempt
-    /// leaves exactly what its blocks hold.
+    /// Deletes the level-0 objects of `region` (what an interrupted attempt of the part left), so that a new
+    /// attempt leaves exactly what its blocks hold.
     pub fn clear_part(&self, region: &[Range<u64>]) -> Result<()> {
-        for path in self.part_files(region)? {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
-                _ => {}
-            }
-        }
-        Ok(())
+        self.part_files(region)?.iter().try_for_each(|key| self.dir.delete(key))
     }
 
-    /// Counts the files of `region` and their bytes, after fsyncing them and their directories when `durable`.
+    /// Counts the objects of `region` and their bytes, after making them durable (with the directories that name
+    /// them, on POSIX) when `durable`.
     pub fn settle_part(&self, region: &[Range<u64>], durable: bool) -> Result<(u64, u64)> {
-        let files = self.part_files(region)?;
         let mut present = Vec::new();
         let mut bytes = 0;
-        for f in files {
-            match std::fs::metadata(&f) {
-                Ok(m) => {
-                    bytes += m.len();
-                    present.push(f);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&f, e)),
+        for key in self.part_files(region)? {
+            if let Some(n) = self.dir.size(&key)? {
+                bytes += n;
+                present.push(key);
             }
         }
         if durable {
-            sync_files(&self.dir, &present)?;
+            self.dir.sync(&present)?;
         }
         Ok((present.len() as u64, bytes))
     }

@@ -2,20 +2,20 @@
 //! never `c`), by mean for images and by mode for labels (see [`Reduce`]).
 //!
 //! In memory, a level is computed from the previous level's array. When streaming, each level is computed by
-//! reading the previous level back from disk in tiles, one output grid cell at a time, so memory stays bounded
+//! reading the previous level back from storage in tiles, one output grid cell at a time, so memory stays bounded
 //! by a few tiles per thread and never holds a whole level.
 
 use super::downsample::{downsample, Reduce};
 use super::level_writer::LevelWriter;
 use super::pixel::{with_pixel_type, Pixel};
 use super::region::{copy_box, Region};
-use super::zarr_io::{array_err, FsArray};
+use super::zarr_io::{array_err, StoreArray};
 use super::{DataType, RasterArray, RasterKind};
 use crate::error::{Error, Result};
 use crate::name::ElementName;
 use ndarray::ArrayD;
 use crate::parallel::{limit_within, try_for_each_limited, try_map_limited};
-use std::path::Path;
+use crate::storage::DataHandle;
 use zarrs::array::ArraySubset;
 
 /// The reduction pyramids use for `kind`: mean for images, mode for labels.
@@ -40,27 +40,28 @@ pub(crate) fn downsample_array(name: &ElementName, a: &RasterArray, factors: &[u
     })
 }
 
-/// Computes a level from the previous level on disk and writes it with `next`. `factors` is the per-axis factor
-/// between the two levels.
+/// Computes a level from the previous level in storage and writes it with `next`. `factors` is the per-axis factor
+/// between the two levels. `prev` lives in the same store as `next` (errors name its objects under
+/// `next.handle()`).
 pub(crate) fn write_level_from_disk(
-    prev: &FsArray,
+    prev: &StoreArray,
     next: &LevelWriter<'_>,
     factors: &[u64],
     kind: RasterKind,
     dtype: DataType,
     name: &ElementName,
-    dir: &Path,
 ) -> Result<()> {
+    let dir = next.handle();
     with_pixel_type!(dtype, T => level_from_disk::<T>(prev, next, factors, reduce_for(kind), name, dir))
 }
 
 fn level_from_disk<T: Pixel>(
-    prev: &FsArray,
+    prev: &StoreArray,
     next: &LevelWriter<'_>,
     factors: &[u64],
     reduce: Reduce,
     name: &ElementName,
-    dir: &Path,
+    dir: &DataHandle,
 ) -> Result<()> {
     let plan = next.plan();
     let whole = Region::new(vec![0; plan.shape.len()], plan.shape.clone());
@@ -84,13 +85,13 @@ fn level_from_disk<T: Pixel>(
 /// in parallel, with at most `budget` bytes of tiles in flight) and assembled.
 #[allow(clippy::too_many_arguments)]
 fn compute_region<T: Pixel>(
-    prev: &FsArray,
+    prev: &StoreArray,
     out: &Region,
     tile: &[u64],
     factors: &[u64],
     reduce: Reduce,
     name: &ElementName,
-    dir: &Path,
+    dir: &DataHandle,
     budget: u64,
 ) -> Result<Vec<u8>> {
     let tiles = split(out, tile);
@@ -141,19 +142,19 @@ fn split(r: &Region, tile: &[u64]) -> Vec<Region> {
 
 /// One output tile: reads the matching input window from `prev` and downsamples it.
 fn compute_tile<T: Pixel>(
-    prev: &FsArray,
+    prev: &StoreArray,
     out: &Region,
     factors: &[u64],
     reduce: Reduce,
     name: &ElementName,
-    dir: &Path,
+    dir: &DataHandle,
 ) -> Result<Vec<T>> {
     let start: Vec<u64> = out.start.iter().zip(factors).map(|(s, f)| s * f).collect();
     let size: Vec<u64> = out.size.iter().zip(factors).map(|(s, f)| s * f).collect();
     let subset = ArraySubset::new_with_start_shape(start, size).map_err(|e| shape_err(name, e))?;
     let input: ArrayD<T> = prev
         .retrieve_array_subset::<ArrayD<T>>(&subset)
-        .map_err(|e| array_err(name, dir, e))?;
+        .map_err(|e| array_err(name, dir, prev.path().as_str().trim_start_matches('/'), e))?;
     let d = downsample(&input, factors, reduce).map_err(|e| shape_err(name, e))?;
     let (v, _) = d.into_raw_vec_and_offset();
     Ok(v)

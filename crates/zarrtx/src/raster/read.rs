@@ -1,20 +1,20 @@
-//! Reading a region of one level of a raster element from its directory.
+//! Reading a region of one level of a raster element from its storage.
 
 use super::info::{array_data_type, array_shape, dataset_paths};
 use super::pixel::{with_pixel_type, Pixel};
-use super::zarr_io::{array_err, array_from_json, read_json, store};
+use super::zarr_io::{array_err, array_from_json, store};
 use super::RasterArray;
 use crate::error::{Error, Result};
 use crate::name::ElementName;
+use crate::storage::{join, DataHandle};
 use ndarray::ArrayD;
 use std::ops::Range;
-use std::path::Path;
 
 /// Reads `region` (one range per axis; `None` = the whole level) of level `level` (0 = full resolution, in the
-/// order of the group's `datasets`) of the raster element stored at `element_dir`. A level that does not exist or
+/// order of the group's `datasets`) of the raster element stored under `element`. A level that does not exist or
 /// a region outside the level's shape gives [`Error::InvalidElement`] naming the valid range.
 pub fn read_region(
-    element_dir: &Path,
+    element: &DataHandle,
     name: &ElementName,
     level: usize,
     region: Option<&[Range<u64>]>,
@@ -23,8 +23,8 @@ pub fn read_region(
         name: name.to_string(),
         reason,
     };
-    let group = read_json(&element_dir.join("zarr.json"))?;
-    let paths = dataset_paths(&group).map_err(|e| relocate(e, element_dir))?;
+    let group = element.read_json("zarr.json")?;
+    let paths = dataset_paths(&group).map_err(|e| relocate(e, element))?;
     let path = paths.get(level).ok_or_else(|| {
         invalid(format!(
             "level {level} does not exist: the element has {} level(s), 0..={}",
@@ -32,10 +32,9 @@ pub fn read_region(
             paths.len() - 1
         ))
     })?;
-    let meta_path = element_dir.join(path).join("zarr.json");
-    let meta = read_json(&meta_path)?;
-    let dtype = array_data_type(&meta, path).map_err(|e| relocate(e, element_dir))?;
-    let shape = array_shape(&meta, path).map_err(|e| relocate(e, element_dir))?;
+    let meta = element.read_json(&join(path, "zarr.json"))?;
+    let dtype = array_data_type(&meta, path).map_err(|e| relocate(e, element))?;
+    let shape = array_shape(&meta, path).map_err(|e| relocate(e, element))?;
     let ranges: Vec<Range<u64>> = match region {
         None => shape.iter().map(|&n| 0..n).collect(),
         Some(r) => {
@@ -49,20 +48,20 @@ pub fn read_region(
             r.to_vec()
         }
     };
-    let array = array_from_json(store(element_dir, name)?, path, &meta, name)?;
+    let array = array_from_json(store(element), path, &meta, name)?;
     with_pixel_type!(dtype, T => {
         let a: ArrayD<T> = array
             .retrieve_array_subset::<ArrayD<T>>(&ranges)
-            .map_err(|e| array_err(name, element_dir, e))?;
+            .map_err(|e| array_err(name, element, path, e))?;
         Ok(T::wrap(a))
     })
 }
 
-/// Makes a metadata error's path absolute under `dir`.
-fn relocate(e: Error, dir: &Path) -> Error {
+/// Makes a metadata error's path (relative to the element) name its place in the storage.
+fn relocate(e: Error, element: &DataHandle) -> Error {
     match e {
         Error::CorruptMetadata { path, reason } => Error::CorruptMetadata {
-            path: dir.join(path),
+            path: element.describe(&path.to_string_lossy()),
             reason,
         },
         other => other,

@@ -209,22 +209,34 @@ mod tests {
     use crate::name::ElementName;
     use crate::progress::NoProgress;
     use crate::raster::levels::plan_levels;
-    use crate::raster::zarr_io::store;
     use crate::raster::{read_region, Compression, DataType, RasterArray, RasterKind, RasterSpec};
+    use crate::storage::{DataHandle, MemoryStorage};
     use ndarray::{ArrayD, IxDyn};
+    use std::sync::Arc;
+
+    /// An empty element on a fresh in-memory store (these tests are about the logic, not files).
+    fn element() -> DataHandle {
+        DataHandle::new(Arc::new(MemoryStorage::new()), "labels/lab")
+    }
+
+    /// Writes level 0's and the group's `zarr.json`, so that `read_region` can read the element.
+    fn write_meta(dir: &DataHandle, w: &LevelWriter<'_>) {
+        dir.put_json("s0/zarr.json", w.json()).unwrap();
+        let group = serde_json::json!({"attributes": {"ome": {"multiscales": [{"datasets": [{"path": "s0"}]}]}}});
+        dir.put_json("zarr.json", &group).unwrap();
+    }
 
     /// Thin row strips across many chunks: the partial chunks held never exceed the budget by more than the cells
     /// opened at once by the encoding threads, however wide a block is.
     #[test]
     fn partial_cells_stay_within_the_budget_inside_a_wide_block() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
+        let dir = &element();
         let name = ElementName::new("lab").unwrap();
         let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
         spec.chunk_shape = Some(vec![8, 8]);
         let (h, w_) = (16u64, 800u64);
         let plan = &plan_levels(&spec, &[h, w_])[0];
-        let w = LevelWriter::new(dir, store(dir, &name).unwrap(), plan, DataType::U16, &Compression::None, &spec.dims, &name, &NoProgress).unwrap();
+        let w = LevelWriter::new(dir, plan, DataType::U16, &Compression::None, &spec.dims, &name, &NoProgress).unwrap();
         let cell = w.cell_bytes();
         let budget = 10 * cell;
         let pending = PendingCells::new(budget);
@@ -240,9 +252,7 @@ mod tests {
         let threads = rayon::current_num_threads() as u64;
         let peak = pending.peak.load(Ordering::Relaxed);
         assert!(peak <= budget + threads * cell, "held {peak} bytes of partial chunks with a budget of {budget}");
-        crate::raster::zarr_io::write_json(&dir.join("s0/zarr.json"), w.json()).unwrap();
-        let group = serde_json::json!({"attributes": {"ome": {"multiscales": [{"datasets": [{"path": "s0"}]}]}}});
-        crate::raster::zarr_io::write_json(&dir.join("zarr.json"), &group).unwrap();
+        write_meta(dir, &w);
         let back = read_region(dir, &name, 0, None).unwrap();
         let want = ArrayD::from_shape_vec(IxDyn(&[h as usize, w_ as usize]), full).unwrap();
         assert_eq!(back, RasterArray::U16(want));
@@ -251,13 +261,12 @@ mod tests {
     /// Row strips that split every chunk; a zero budget forces the flush + read-modify-write path.
     #[test]
     fn tiny_budget_falls_back_to_read_modify_write() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
+        let dir = &element();
         let name = ElementName::new("lab").unwrap();
         let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
         spec.chunk_shape = Some(vec![4, 4]);
         let plan = &plan_levels(&spec, &[10, 9])[0];
-        let w = LevelWriter::new(dir, store(dir, &name).unwrap(), plan, DataType::U16, &Compression::None, &spec.dims, &name, &NoProgress).unwrap();
+        let w = LevelWriter::new(dir, plan, DataType::U16, &Compression::None, &spec.dims, &name, &NoProgress).unwrap();
         let full: Vec<u16> = (0..90).collect();
         for budget in [0, u64::MAX] {
             let pending = PendingCells::new(budget);
@@ -268,9 +277,7 @@ mod tests {
                 pending.write_block(&w, &region, zarrs::array::transmute_to_bytes(rows)).unwrap();
             }
             pending.finish(&w).unwrap();
-            crate::raster::zarr_io::write_json(&dir.join("s0/zarr.json"), w.json()).unwrap();
-            let group = serde_json::json!({"attributes": {"ome": {"multiscales": [{"datasets": [{"path": "s0"}]}]}}});
-            crate::raster::zarr_io::write_json(&dir.join("zarr.json"), &group).unwrap();
+            write_meta(dir, &w);
             let back = read_region(dir, &name, 0, None).unwrap();
             assert_eq!(back, RasterArray::U16(ArrayD::from_shape_vec(IxDyn(&[10, 9]), full.clone()).unwrap()), "budget {budget}");
         }
@@ -280,14 +287,13 @@ mod tests {
     /// overlap earlier ones: the result is what writing the blocks one by one in stream order gives.
     #[test]
     fn gathered_blocks_keep_stream_order_where_blocks_meet() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
+        let dir = &element();
         let name = ElementName::new("lab").unwrap();
         let mut spec = RasterSpec::new(RasterKind::Labels, &["y", "x"]);
         spec.chunk_shape = Some(vec![4, 4]);
         let (h, w_) = (16usize, 16usize);
         let plan = &plan_levels(&spec, &[h as u64, w_ as u64])[0];
-        let w = LevelWriter::new(dir, store(dir, &name).unwrap(), plan, DataType::U16, &Compression::Zstd { level: 0 }, &spec.dims, &name, &NoProgress).unwrap();
+        let w = LevelWriter::new(dir, plan, DataType::U16, &Compression::Zstd { level: 0 }, &spec.dims, &name, &NoProgress).unwrap();
         let mut want = ArrayD::<u16>::zeros(IxDyn(&[h, w_]));
         let mut blocks = Vec::new();
         let mut add = |r0: usize, c0: usize, rows: usize, cols: usize, salt: u16| {
@@ -306,9 +312,7 @@ mod tests {
         add(12, 4, 4, 4, 600); // a whole chunk over one already written
         let pending = PendingCells::new(u64::MAX);
         pending.write_stream(&w, blocks.into_iter()).unwrap();
-        crate::raster::zarr_io::write_json(&dir.join("s0/zarr.json"), w.json()).unwrap();
-        let group = serde_json::json!({"attributes": {"ome": {"multiscales": [{"datasets": [{"path": "s0"}]}]}}});
-        crate::raster::zarr_io::write_json(&dir.join("zarr.json"), &group).unwrap();
+        write_meta(dir, &w);
         assert_eq!(read_region(dir, &name, 0, None).unwrap(), RasterArray::U16(want));
     }
 }

@@ -5,9 +5,16 @@ use crate::error::Error;
 use crate::meta::NodeTree;
 use crate::name::ElementName;
 use crate::progress::{NoProgress, Progress};
+use crate::storage::{DataHandle, MemoryStorage, PosixStorage};
 use crate::transform::Transformation;
 use ndarray::{s, ArrayD, IxDyn};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The root of a durable POSIX store in the temporary directory `tmp`.
+pub(super) fn posix(tmp: &tempfile::TempDir) -> DataHandle {
+    DataHandle::new(Arc::new(PosixStorage::new(tmp.path(), true)), "")
+}
 
 pub(super) fn name(s: &str) -> ElementName {
     ElementName::new(s).unwrap()
@@ -144,7 +151,7 @@ fn round_trips_dtypes_kinds_and_dimensionalities() {
     ];
     for (i, (kind, dims, shape, dt)) in cases.into_iter().enumerate() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("el");
+        let dir = posix(&tmp).child("el");
         let mut sp = spec(kind, &dims);
         sp.chunk_shape = Some(shape.iter().map(|&n| (n as u64).div_ceil(2).max(1)).collect());
         let a = array_of(dt, &shape, i as u64);
@@ -161,7 +168,7 @@ fn round_trips_dtypes_kinds_and_dimensionalities() {
 #[test]
 fn reads_regions_and_refuses_bad_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("img");
+    let dir = posix(&tmp).child("img");
     let a = array_of(DataType::U16, &[2, 30, 40], 7);
     let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
     sp.chunk_shape = Some(vec![1, 8, 16]);
@@ -189,7 +196,7 @@ fn reads_regions_and_refuses_bad_ones() {
 #[test]
 fn node_tree_matches_files_and_spatialdata_layout() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("img");
+    let dir = posix(&tmp).child("img");
     let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
     sp.channel_names = Some(vec!["dapi".into(), "cd3".into()]);
     sp.pyramid = Pyramid::Computed(vec![2, 2]);
@@ -198,7 +205,7 @@ fn node_tree_matches_files_and_spatialdata_layout() {
     let tree = write_element(&dir, &name("img"), &sp, RasterSource::InMemory(a), &NoProgress).unwrap();
     assert_eq!(tree.keys().collect::<Vec<_>>(), vec!["", "s0", "s1", "s2"]);
     for (k, v) in &tree {
-        let file = if k.is_empty() { dir.join("zarr.json") } else { dir.join(k).join("zarr.json") };
+        let file = if k.is_empty() { tmp.path().join("img/zarr.json") } else { tmp.path().join("img").join(k).join("zarr.json") };
         let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
         assert_eq!(&on_disk, v, "{k}");
     }
@@ -220,7 +227,7 @@ fn node_tree_matches_files_and_spatialdata_layout() {
     // default chunking: all channels, whole (small) plane
     assert_eq!(tree["s0"]["chunk_grid"]["configuration"]["chunk_shape"], serde_json::json!([2, 16, 20]));
     // chunk files use the "/" key encoding
-    assert!(dir.join("s0/c/0/0/0").is_file());
+    assert!(tmp.path().join("img/s0/c/0/0/0").is_file());
     let info = describe(RasterKind::Image, &tree).unwrap();
     assert_eq!(info.channel_names, Some(vec!["dapi".to_string(), "cd3".into()]));
     assert_eq!(info.transformations["global"], Transformation::Scale(vec![1.0, 0.5, 0.5]));
@@ -230,7 +237,7 @@ fn node_tree_matches_files_and_spatialdata_layout() {
 #[test]
 fn labels_tree_has_image_label_and_no_omero() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
+    let dir = posix(&tmp).child("lab");
     let sp = spec(RasterKind::Labels, &["y", "x"]);
     let a = array_of(DataType::U32, &[5, 5], 1);
     let tree = write_element(&dir, &name("lab"), &sp, RasterSource::InMemory(a), &NoProgress).unwrap();
@@ -243,7 +250,7 @@ fn labels_tree_has_image_label_and_no_omero() {
 #[test]
 fn image_pyramid_is_the_mean() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("img");
+    let dir = posix(&tmp).child("img");
     let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
     sp.pyramid = Pyramid::Computed(vec![2]);
     #[rustfmt::skip]
@@ -277,10 +284,10 @@ fn labels_pyramid_is_the_mode_in_memory_and_streamed() {
     sp.pyramid = Pyramid::Computed(vec![2]);
     sp.chunk_shape = Some(vec![2, 2]);
     let tmp = tempfile::tempdir().unwrap();
-    let d1 = tmp.path().join("mem");
+    let d1 = posix(&tmp).child("mem");
     write_element(&d1, &name("lab"), &sp, RasterSource::InMemory(a.clone()), &NoProgress).unwrap();
     assert_eq!(read_region(&d1, &name("lab"), 1, None).unwrap(), expected);
-    let d2 = tmp.path().join("stream");
+    let d2 = posix(&tmp).child("stream");
     let blocks = blocks_of(&a, &[3, 4], &[1, 3]);
     write_element(&d2, &name("lab"), &sp, stream(vec![4, 6], DataType::U16, blocks), &NoProgress).unwrap();
     assert_eq!(read_region(&d2, &name("lab"), 1, None).unwrap(), expected);
@@ -303,9 +310,9 @@ fn unaligned_streaming_equals_in_memory_write() {
             sp.shard_shape = Some(dims.iter().map(|d| if *d == "z" { 2 } else { 16 }).collect());
         }
         sp.pyramid = Pyramid::Computed(vec![2, 2]);
-        let mem = tmp.path().join("mem");
+        let mem = posix(&tmp).child("mem");
         let t1 = write_element(&mem, &name("e"), &sp, RasterSource::InMemory(a.clone()), &NoProgress).unwrap();
-        let st = tmp.path().join("st");
+        let st = posix(&tmp).child("st");
         let block: Vec<u64> = (0..n).map(|i| if i == 0 && kind == RasterKind::Image { 1 } else { 7 }).collect();
         let origin: Vec<u64> = (0..n).map(|i| if i == 0 { 0 } else { 3 }).collect();
         let blocks = blocks_of(&a, &block, &origin);
@@ -327,7 +334,7 @@ fn unaligned_streaming_equals_in_memory_write() {
 #[test]
 fn sharded_write_reads_back_with_sharding_codec() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("img");
+    let dir = posix(&tmp).child("img");
     let a = array_of(DataType::U16, &[3, 70, 90], 5);
     let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
     sp.chunk_shape = Some(vec![3, 16, 16]);
@@ -341,7 +348,7 @@ fn sharded_write_reads_back_with_sharding_codec() {
     assert_eq!(info.levels[0].chunk_shape, vec![3, 32, 64]);
     assert_eq!(info.levels[1].shape, vec![3, 35, 45]);
     // one file per shard: 3 x 2 shards
-    let n_files = std::fs::read_dir(dir.join("s0/c/0")).unwrap().map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count()).sum::<usize>();
+    let n_files = std::fs::read_dir(tmp.path().join("img/s0/c/0")).unwrap().map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count()).sum::<usize>();
     assert_eq!(n_files, 6);
 }
 
@@ -354,7 +361,7 @@ fn compressions_round_trip() {
         Compression::Blosc { cname: "zstd".into(), clevel: 3, shuffle: false },
     ] {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("img");
+        let dir = posix(&tmp).child("img");
         let a = array_of(DataType::I16, &[1, 33, 34], 2);
         let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
         sp.compression = c.clone();
@@ -367,21 +374,21 @@ fn compressions_round_trip() {
 #[test]
 fn invalid_input_is_refused_before_touching_the_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("never");
+    let dir = posix(&tmp).child("never");
     let sp = spec(RasterKind::Labels, &["y", "x"]);
     let a = array_of(DataType::F32, &[4, 4], 0);
     match write_element(&dir, &name("lab"), &sp, RasterSource::InMemory(a), &NoProgress) {
         Err(Error::InvalidElement { reason, .. }) => assert!(reason.contains("integer dtype")),
         other => panic!("{other:?}"),
     }
-    assert!(!dir.exists());
+    assert!(!tmp.path().join("never").exists());
     let sp = spec(RasterKind::Image, &["c", "y", "x"]);
     let a = array_of(DataType::U8, &[4, 4], 0);
     assert!(matches!(
         write_element(&dir, &name("img"), &sp, RasterSource::InMemory(a), &NoProgress),
         Err(Error::InvalidElement { .. })
     ));
-    assert!(!dir.exists());
+    assert!(!tmp.path().join("never").exists());
 }
 
 #[test]
@@ -396,7 +403,7 @@ fn bad_blocks_are_refused() {
     ];
     for (b, needle) in cases {
         let tmp = tempfile::tempdir().unwrap();
-        match write_element(&tmp.path().join("x"), &name("x"), &sp, stream(vec![1, 4, 4], DataType::U8, vec![b]), &NoProgress) {
+        match write_element(&posix(&tmp).child("x"), &name("x"), &sp, stream(vec![1, 4, 4], DataType::U8, vec![b]), &NoProgress) {
             Err(Error::InvalidElement { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
             other => panic!("{other:?}"),
         }
@@ -412,7 +419,7 @@ fn errors_from_the_block_iterator_are_returned() {
         data_type: DataType::U8,
         blocks: Box::new(std::iter::once(Err(Error::InvalidElement { name: "x".into(), reason: "boom".into() }))),
     };
-    match write_element(&tmp.path().join("x"), &name("x"), &sp, src, &NoProgress) {
+    match write_element(&posix(&tmp).child("x"), &name("x"), &sp, src, &NoProgress) {
         Err(Error::InvalidElement { reason, .. }) => assert_eq!(reason, "boom"),
         other => panic!("{other:?}"),
     }
@@ -421,7 +428,7 @@ fn errors_from_the_block_iterator_are_returned() {
 #[test]
 fn partially_covered_chunks_merge_and_uncovered_read_as_zero() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
+    let dir = posix(&tmp).child("lab");
     let mut sp = spec(RasterKind::Labels, &["y", "x"]);
     sp.chunk_shape = Some(vec![4, 4]);
     let b1 = RasterBlock { offset: vec![0, 0], data: RasterArray::U8(ArrayD::from_elem(IxDyn(&[2, 3]), 1)) };
@@ -437,7 +444,7 @@ fn partially_covered_chunks_merge_and_uncovered_read_as_zero() {
 #[test]
 fn describe_round_trips_written_tree() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("img");
+    let dir = posix(&tmp).child("img");
     let mut sp = spec(RasterKind::Image, &["c", "z", "y", "x"]);
     sp.pyramid = Pyramid::Computed(vec![2]);
     sp.transformations.insert("a".into(), Transformation::Translation(vec![0.0, 1.0, 2.0, 3.0]));
@@ -453,4 +460,198 @@ fn describe_round_trips_written_tree() {
     assert_eq!(info.channel_names, Some(vec!["0".to_string(), "1".into()]));
     assert_eq!(info.levels[1].shape, vec![2, 2, 3, 3]);
     assert_eq!(info.levels[1].chunk_shape, vec![2, 1, 3, 3]);
+}
+
+/// The root of a fresh in-memory store.
+fn memory() -> DataHandle {
+    DataHandle::new(Arc::new(MemoryStorage::new()), "")
+}
+
+/// Every object below `dir` (keys relative to it) with its bytes, sorted by key.
+fn objects(dir: &DataHandle) -> Vec<(String, Vec<u8>)> {
+    dir.list_recursive("").unwrap().into_iter().map(|(k, _)| (k.clone(), dir.read(&k).unwrap())).collect()
+}
+
+/// Asserts that two stores hold the same objects with the same bytes.
+fn assert_same_objects(posix: &DataHandle, memory: &DataHandle, what: &str) {
+    let (a, b) = (objects(posix), objects(memory));
+    let keys = |o: &[(String, Vec<u8>)]| o.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&a), keys(&b), "{what}: the same keys");
+    for ((k, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{what}: {k} holds {} bytes on POSIX and {} different ones in memory", x.len(), y.len());
+    }
+}
+
+/// Nothing in raster needs a local path: a pyramid (plain chunks, and sharded levels), written from memory and
+/// streamed (whose lower levels are computed by reading the level above back from storage), is written and read
+/// entirely on the in-memory backend, and every chunk, shard and `zarr.json` holds the bytes written on POSIX.
+#[test]
+fn pyramids_on_memory_storage_hold_the_bytes_written_on_posix() {
+    let a = array_of(DataType::U16, &[2, 45, 70], 13);
+    for sharded in [false, true] {
+        let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
+        sp.chunk_shape = Some(vec![1, 8, 16]);
+        if sharded {
+            sp.shard_shape = Some(vec![2, 16, 32]);
+        }
+        sp.pyramid = Pyramid::Computed(vec![2, 2]);
+        for streamed in [false, true] {
+            let what = format!("sharded {sharded}, streamed {streamed}");
+            let source = || {
+                if streamed {
+                    stream(a.shape(), DataType::U16, blocks_of(&a, &[1, 7, 9], &[0, 3, 5]))
+                } else {
+                    RasterSource::InMemory(a.clone())
+                }
+            };
+            let tmp = tempfile::tempdir().unwrap();
+            let on_disk = posix(&tmp).child("images/img");
+            let in_memory = memory().child("images/img");
+            let t1 = write_element(&on_disk, &name("img"), &sp, source(), &NoProgress).unwrap();
+            let t2 = write_element(&in_memory, &name("img"), &sp, source(), &NoProgress).unwrap();
+            assert_eq!(t1, t2, "{what}");
+            if sharded {
+                assert_eq!(t2["s0"]["codecs"][0]["name"], "sharding_indexed", "{what}");
+            }
+            let stored = objects(&in_memory);
+            for level in ["s0", "s1", "s2"] {
+                assert!(stored.iter().any(|(k, _)| k.starts_with(&format!("{level}/c/"))), "{what}: {level} has chunks");
+            }
+            assert_same_objects(&on_disk, &in_memory, &what);
+            for level in 0..3 {
+                let x = read_region(&on_disk, &name("img"), level, None).unwrap();
+                let y = read_region(&in_memory, &name("img"), level, None).unwrap();
+                assert_eq!(x, y, "{what}, level {level}");
+            }
+            assert_eq!(read_region(&in_memory, &name("img"), 0, None).unwrap(), a, "{what}");
+            let r = read_region(&in_memory, &name("img"), 0, Some(&[1..2, 5..23, 17..40])).unwrap();
+            let RasterArray::U16(full) = &a else { panic!() };
+            assert_eq!(r, RasterArray::U16(full.slice(s![1..2, 5..23, 17..40]).to_owned().into_dyn()), "{what}");
+        }
+    }
+}
+
+/// A write plan's raster side (level-0 metadata, parts written, an interrupted attempt's objects cleared, parts
+/// settled, pyramid and metadata at the end) runs on the in-memory backend and leaves the bytes it leaves on POSIX.
+#[test]
+fn a_planned_raster_runs_on_memory_storage_as_on_posix() {
+    use super::planned::StagedRaster;
+    let a = array_of(DataType::U32, &[40, 50], 3);
+    let shape = [40u64, 50];
+    let mut sp = spec(RasterKind::Labels, &["y", "x"]);
+    sp.chunk_shape = Some(vec![8, 8]);
+    sp.shard_shape = Some(vec![16, 16]);
+    sp.pyramid = Pyramid::Computed(vec![2]);
+    // Aligned to the shards (16 rows); blocks of 8 rows never straddle two parts.
+    let parts: Vec<Vec<std::ops::Range<u64>>> = vec![vec![0..16, 0..50], vec![16..40, 0..50]];
+    let tmp = tempfile::tempdir().unwrap();
+    let on_disk = posix(&tmp).child("plans/p/staged");
+    let in_memory = memory().child("plans/p/staged");
+    for dir in [&on_disk, &in_memory] {
+        let raster = StagedRaster { dir, name: &name("lab"), spec: &sp, shape: &shape, dtype: DataType::U32 };
+        raster.init().unwrap();
+        let level = raster.level0_target().unwrap();
+        for (i, region) in parts.iter().enumerate() {
+            let keys = level.part_files(region).unwrap();
+            assert_eq!(keys.len(), if i == 0 { 4 } else { 8 }, "shards of part {i}");
+            // What an interrupted attempt left: cleared before the part is written again.
+            dir.put_private(&keys[0], b"garbage").unwrap();
+            level.clear_part(region).unwrap();
+            assert!(!dir.exists(&keys[0]).unwrap());
+            let blocks: Vec<RasterBlock> = blocks_of(&a, &[8, 7], &[0, 3])
+                .into_iter()
+                .filter(|b| region[0].contains(&b.offset[0]))
+                .collect();
+            level.write_part(i, region, blocks.into_iter().map(Ok), &NoProgress, DEFAULT_MEMORY_LIMIT).unwrap();
+            let (n, bytes) = level.settle_part(region, true).unwrap();
+            let sizes: Vec<u64> = keys.iter().filter_map(|k| dir.size(k).unwrap()).collect();
+            assert_eq!((n, bytes), (sizes.len() as u64, sizes.iter().sum::<u64>()), "part {i}");
+            assert_eq!(n, keys.len() as u64, "part {i}: every shard holds data");
+        }
+        let tree = raster.finish(&NoProgress, DEFAULT_MEMORY_LIMIT, true).unwrap();
+        assert_eq!(tree.keys().collect::<Vec<_>>(), vec!["", "s0", "s1"]);
+        assert_eq!(read_region(dir, &name("lab"), 0, None).unwrap(), a);
+    }
+    assert_same_objects(&on_disk, &in_memory, "planned");
+    // The same element as one write.
+    let whole = memory().child("labels/lab");
+    write_element(&whole, &name("lab"), &sp, RasterSource::InMemory(a.clone()), &NoProgress).unwrap();
+    assert_eq!(read_region(&in_memory, &name("lab"), 1, None).unwrap(), read_region(&whole, &name("lab"), 1, None).unwrap());
+}
+
+/// A backend over another whose chunk reads are refused with "permission denied".
+#[derive(Debug)]
+struct DeniedChunkReads(Arc<dyn crate::storage::Storage>);
+
+impl DeniedChunkReads {
+    fn check(&self, key: &str) -> crate::error::Result<()> {
+        if key.contains("/c/") {
+            return Err(Error::io(self.0.location().join(key), std::io::Error::from_raw_os_error(libc::EACCES)));
+        }
+        Ok(())
+    }
+}
+
+impl crate::storage::Storage for DeniedChunkReads {
+    fn capabilities(&self) -> crate::storage::Capabilities {
+        self.0.capabilities()
+    }
+    fn location(&self) -> std::path::PathBuf {
+        self.0.location()
+    }
+    fn get(&self, key: &str) -> crate::error::Result<Option<Vec<u8>>> {
+        self.check(key)?;
+        self.0.get(key)
+    }
+    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> crate::error::Result<Option<Vec<u8>>> {
+        self.check(key)?;
+        self.0.get_range(key, range)
+    }
+    fn exists(&self, key: &str) -> crate::error::Result<bool> {
+        self.0.exists(key)
+    }
+    fn put(&self, key: &str, bytes: &[u8]) -> crate::error::Result<()> {
+        self.0.put(key, bytes)
+    }
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> crate::error::Result<crate::storage::PutOutcome> {
+        self.0.put_if_absent(key, bytes)
+    }
+    fn delete(&self, key: &str) -> crate::error::Result<()> {
+        self.0.delete(key)
+    }
+    fn list(&self, prefix: &str) -> crate::error::Result<Vec<String>> {
+        self.0.list(prefix)
+    }
+    fn modified(&self, key: &str) -> crate::error::Result<Option<std::time::SystemTime>> {
+        self.0.modified(key)
+    }
+    fn locks(&self) -> &dyn crate::storage::Locks {
+        self.0.locks()
+    }
+}
+
+/// Errors keep their meaning across the storage seam: a full medium under the chunk writes is `StorageFull`, and
+/// a refused chunk read inside zarrs comes back as `ReadOnly` naming the level.
+#[test]
+fn storage_errors_keep_their_meaning_on_any_backend() {
+    use crate::storage::{Fault, FaultyStorage};
+    let a = array_of(DataType::U16, &[1, 64, 64], 1);
+    let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
+    sp.chunk_shape = Some(vec![1, 16, 16]);
+    sp.pyramid = Pyramid::Computed(vec![2]);
+    let full = Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new())));
+    full.inject(Fault::FullAfter(1000));
+    let dir = DataHandle::new(full, "images/img");
+    match write_element(&dir, &name("img"), &sp, RasterSource::InMemory(a.clone()), &NoProgress) {
+        Err(Error::StorageFull { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let mem: Arc<dyn crate::storage::Storage> = Arc::new(MemoryStorage::new());
+    write_element(&DataHandle::new(mem.clone(), "images/img"), &name("img"), &sp, RasterSource::InMemory(a), &NoProgress)
+        .unwrap();
+    let denied = DataHandle::new(Arc::new(DeniedChunkReads(mem)), "images/img");
+    match read_region(&denied, &name("img"), 1, None) {
+        Err(Error::ReadOnly { path, .. }) => assert!(path.ends_with("images/img/s1"), "{}", path.display()),
+        other => panic!("{other:?}"),
+    }
 }

@@ -1,7 +1,7 @@
 //! Tests of [`Pyramid::Given`]: caller-given lower levels are stored verbatim, with the shape ratio as NGFF scale,
 //! from an in-memory or a streamed level 0; bad levels are refused before anything is written.
 
-use super::tests::{array_of, blocks_of, name, spec, stream, Counting};
+use super::tests::{array_of, blocks_of, name, posix, spec, stream, Counting};
 use super::*;
 use crate::error::Error;
 use crate::progress::NoProgress;
@@ -29,7 +29,7 @@ fn scales(tree: &crate::meta::NodeTree) -> Vec<serde_json::Value> {
 #[test]
 fn given_image_levels_are_stored_verbatim_with_shape_ratio_scales() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("img");
+    let dir = posix(&tmp).child("img");
     let l0 = array_of(DataType::U16, &[2, 101, 60], 1);
     // Random data, not a downsample of level 0: only a verbatim copy reads back equal.
     let l1 = array_of(DataType::U16, &[2, 51, 30], 2);
@@ -87,9 +87,9 @@ fn given_levels_with_streamed_level_zero_equal_in_memory() {
             sp.shard_shape = Some(dims.iter().map(|d| if *d == "c" || *d == "z" { 2 } else { 16 }).collect());
         }
         sp.pyramid = Pyramid::Given(levels[1..].to_vec());
-        let mem = tmp.path().join("mem");
+        let mem = posix(&tmp).child("mem");
         let t1 = write_element(&mem, &name("e"), &sp, RasterSource::InMemory(l0.clone()), &NoProgress).unwrap();
-        let st = tmp.path().join("st");
+        let st = posix(&tmp).child("st");
         let n = dims.len();
         let block: Vec<u64> = (0..n).map(|i| if i == 0 && kind == RasterKind::Image { 1 } else { 7 }).collect();
         let origin: Vec<u64> = (0..n).map(|i| if i == 0 { 0 } else { 3 }).collect();
@@ -120,7 +120,7 @@ fn given_levels_with_streamed_level_zero_equal_in_memory() {
 #[test]
 fn empty_given_pyramid_is_a_single_level() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
+    let dir = posix(&tmp).child("lab");
     let mut sp = spec(RasterKind::Labels, &["y", "x"]);
     sp.pyramid = Pyramid::Given(vec![]);
     let a = array_of(DataType::U8, &[6, 7], 4);
@@ -136,7 +136,7 @@ fn computed_pyramid_scales_stay_the_product_of_factors() {
     let mut sp = spec(RasterKind::Image, &["c", "y", "x"]);
     sp.pyramid = Pyramid::Computed(vec![2, 3]);
     let a = array_of(DataType::U8, &[1, 13, 20], 5);
-    let tree = write_element(&tmp.path().join("img"), &name("img"), &sp, RasterSource::InMemory(a), &NoProgress).unwrap();
+    let tree = write_element(&posix(&tmp).child("img"), &name("img"), &sp, RasterSource::InMemory(a), &NoProgress).unwrap();
     assert_eq!(scales(&tree), vec![json!([1.0, 1.0, 1.0]), json!([1.0, 2.0, 2.0]), json!([1.0, 6.0, 6.0])]);
 }
 
@@ -152,7 +152,7 @@ fn refused(kind: RasterKind, dims: &[&str], level0: &RasterArray, given: Vec<Ras
     ];
     for source in sources {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("el");
+        let dir = posix(&tmp).child("el");
         match write_element(&dir, &name("el"), &sp, source, &NoProgress) {
             Err(Error::InvalidElement { name, reason }) => {
                 assert_eq!(name, "el");
@@ -162,7 +162,7 @@ fn refused(kind: RasterKind, dims: &[&str], level0: &RasterArray, given: Vec<Ras
             }
             other => panic!("expected InvalidElement containing {needles:?}, got {other:?}"),
         }
-        assert!(!dir.exists(), "{needles:?}: something was written");
+        assert!(!tmp.path().join("el").exists(), "{needles:?}: something was written");
     }
 }
 

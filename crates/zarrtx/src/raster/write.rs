@@ -1,7 +1,6 @@
-//! Writing a complete raster element (group + every level) into a fresh directory, from memory or from a stream
+//! Writing a complete raster element (group + every level) into a fresh staging area, from memory or from a stream
 //! of blocks.
 
-use super::durable::sync_tree;
 use super::level_writer::LevelWriter;
 use super::levels::{axis_factors, given_levels, plan_levels, pyramid_factors, LevelPlan};
 use super::metadata::{element_group_json, DatasetEntry};
@@ -11,17 +10,16 @@ use super::region::Region;
 use crate::parallel::IN_FLIGHT_BUDGET;
 use super::stream::{PendingCells, PENDING_BUDGET};
 use super::validate::validate;
-use super::zarr_io::{store, write_json};
 use super::{DataType, RasterArray, RasterBlock, RasterSource, RasterSpec};
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
 use crate::progress::Progress;
-use std::path::Path;
+use crate::storage::{join, DataHandle};
 
-/// Writes the complete element tree of raster `name` into `dir`, a fresh directory the caller owns: the element
-/// group's `zarr.json` at `dir/zarr.json` and the levels at `dir/s0`, `dir/s1`, ... Returns the `zarr.json`
-/// document of every node written, keyed `""`, `"s0"`, `"s1"`, ...
+/// Writes the complete element tree of raster `name` under `dir`, a fresh staging area the caller owns: the element
+/// group's `zarr.json` at `zarr.json` and the levels at `s0`, `s1`, ... (keys relative to `dir`). Returns the
+/// `zarr.json` document of every node written, keyed `""`, `"s0"`, `"s1"`, ...
 ///
 /// The spec is validated against the data's shape and type before anything is written. Chunks are encoded in
 /// parallel. With [`RasterSource::Blocks`], each block is written as it arrives: cells it covers entirely are
@@ -31,10 +29,11 @@ use std::path::Path;
 /// flight. Levels of a [`Pyramid::Given`](super::Pyramid::Given) are written verbatim from memory after level 0,
 /// with the same chunking rule as computed levels. Progress is reported in bytes of uncompressed data over all
 /// levels. `zarr.json` documents are written last, after all chunk data.
-/// Chunk files are written without per-file fsync; the whole tree is made durable (files, then directories) in one
-/// pass at the end. Same as [`write_element_with`] with [`WriteOptions::default`] (durable).
+/// Chunks are written without making each durable ([`DataHandle::put_private`]); the whole tree is made durable
+/// in one pass at the end ([`DataHandle::sync_all`]: on POSIX files, then directories). Same as
+/// [`write_element_with`] with [`WriteOptions::default`] (durable).
 pub fn write_element(
-    dir: &Path,
+    dir: &DataHandle,
     name: &ElementName,
     spec: &RasterSpec,
     source: RasterSource<'_>,
@@ -50,8 +49,9 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = PENDING_BUDGET + IN_FLIGHT_BUDGET;
 /// Options of [`write_element_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOptions {
-    /// fsync every file and directory written before returning, so the element survives power loss
-    /// (default `true`). Without it, data is in the page cache only (it survives a process crash).
+    /// Make everything written durable before returning ([`DataHandle::sync_all`]: fsync of every file and
+    /// directory on a durable POSIX store), so the element survives power loss (default `true`). Without it, data
+    /// is in the page cache only (it survives a process crash).
     pub durable: bool,
     /// In-flight memory limit in bytes (default [`DEFAULT_MEMORY_LIMIT`]): the bytes of assembled-but-unwritten
     /// chunks (or shards) of streamed blocks plus those of chunks queued for or being encoded. Half goes to each;
@@ -76,7 +76,7 @@ pub(crate) fn split_memory_limit(limit: u64) -> (u64, u64) {
 
 /// [`write_element`] with explicit [`WriteOptions`].
 pub fn write_element_with(
-    dir: &Path,
+    dir: &DataHandle,
     name: &ElementName,
     spec: &RasterSpec,
     source: RasterSource<'_>,
@@ -88,15 +88,12 @@ pub fn write_element_with(
     validate(name, spec, &shape, dtype)?;
     let plans = plan_levels(spec, &shape);
     progress.set_total(plans.iter().map(|p| level_bytes(p, dtype)).sum());
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let st = store(dir, name)?;
     let (pending_budget, in_flight) = split_memory_limit(options.memory_limit);
     let writers = plans
         .iter()
         .map(|p| {
-            let mut w = LevelWriter::new(dir, st.clone(), p, dtype, &spec.compression, &spec.dims, name, progress)?;
+            let mut w = LevelWriter::new(dir, p, dtype, &spec.compression, &spec.dims, name, progress)?;
             w.set_in_flight_budget(in_flight);
-            w.set_early_writeback(options.durable);
             Ok(w)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -128,7 +125,7 @@ pub fn write_element_with(
             pending.write_stream(w0, checked)?;
             for (pair, &f) in from_source.windows(2).zip(factors) {
                 let f = axis_factors(&spec.dims, f);
-                write_level_from_disk(pair[0].array(), &pair[1], &f, spec.kind, dtype, name, dir)?;
+                write_level_from_disk(pair[0].array(), &pair[1], &f, spec.kind, dtype, name)?;
             }
         }
     }
@@ -138,7 +135,7 @@ pub fn write_element_with(
 
     let tree = write_metadata(dir, name, spec, &shape, &writers)?;
     if options.durable {
-        sync_tree(dir)?;
+        dir.sync_all()?;
     }
     Ok(tree)
 }
@@ -146,7 +143,7 @@ pub fn write_element_with(
 /// Writes the `zarr.json` of every level (after all chunk data), then the element group's; returns them keyed
 /// `""`, `"s0"`, `"s1"`, ...
 pub(crate) fn write_metadata(
-    dir: &Path,
+    dir: &DataHandle,
     name: &ElementName,
     spec: &RasterSpec,
     shape: &[u64],
@@ -154,7 +151,7 @@ pub(crate) fn write_metadata(
 ) -> Result<NodeTree> {
     let mut tree = NodeTree::new();
     for w in writers {
-        write_json(&dir.join(&w.plan().path).join("zarr.json"), w.json())?;
+        dir.put_json(&join(&w.plan().path, "zarr.json"), w.json())?;
         tree.insert(w.plan().path.clone(), w.json().clone());
     }
     let datasets: Vec<DatasetEntry> = writers
@@ -166,7 +163,7 @@ pub(crate) fn write_metadata(
         .collect();
     let n_channels = if spec.dims.first().map(String::as_str) == Some("c") { shape[0] } else { 0 };
     let group = element_group_json(name, spec, &datasets, n_channels);
-    write_json(&dir.join("zarr.json"), &group)?;
+    dir.put_json("zarr.json", &group)?;
     tree.insert(String::new(), group);
     Ok(tree)
 }

@@ -258,7 +258,7 @@ impl Store {
         let write_options =
             raster::write::WriteOptions { durable: self.inner.durable, memory_limit: options.memory_limit };
         self.add_staged(&name, element_type, options.overwrite, |data| {
-            raster::write::write_element_with(&data.local_dir()?, &name, spec, source, options.progress, &write_options)
+            raster::write::write_element_with(data, &name, spec, source, options.progress, &write_options)
         })
     }
 

@@ -300,7 +300,7 @@ pub(crate) fn fsync(path: &Path) -> Result<()> {
 }
 
 /// fsyncs every file under `dir`, then every directory, deepest first (shared with rasters and vectors).
-pub(crate) use crate::raster::durable::sync_tree;
+pub(crate) use crate::durable::sync_tree;
 
 /// Writes rows `[start, start + n)` of the 1-D or 2-D array at `path` (described by `meta`, whose shape already
 /// covers them) from `vals` (C order, `n × width` values). Chunks that start at or after `start` are encoded and

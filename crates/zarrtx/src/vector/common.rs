@@ -130,7 +130,7 @@ pub(crate) fn pandas_metadata(schema: &Schema, index: Option<&str>) -> String {
 }
 
 /// fsyncs every file under `dir`, then every directory, deepest first (shared with rasters and tables).
-pub(crate) use crate::raster::durable::sync_tree;
+pub(crate) use crate::durable::sync_tree;
 
 /// A parquet error while writing `path`: the data could not be encoded (an unsupported column type, ...).
 pub(crate) fn parquet_write_error(name: &ElementName, path: &Path, e: parquet::errors::ParquetError) -> Error {

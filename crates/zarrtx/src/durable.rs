@@ -1,6 +1,8 @@
-//! Making a freshly written directory tree durable in one pass at the end (instead of an fsync per chunk file,
-//! which would stall the encoding threads): every file is fsynced, in parallel, then every directory, deepest
-//! first, so that the new directory entries survive power loss too.
+//! TRANSITIONAL (moved out of `raster`, which now syncs through its `DataHandle`): making a freshly written
+//! directory tree durable in one pass at the end (instead of an fsync per file, which would stall the encoding
+//! threads): every file is fsynced, in parallel, then every directory, deepest first, so that the new directory
+//! entries survive power loss too. Only table and vector writers not yet ported to the storage seam use it; they
+//! will call `DataHandle::sync_all` instead, and this module goes.
 
 use crate::parallel::try_for_each_limited;
 use crate::error::{Error, Result};
@@ -40,40 +42,6 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
     // `walk` pushes a directory after its children: the order is already deepest first.
     try_for_each_limited(&dirs, 1, |p| fsync(p))?;
     Ok(())
-}
-
-/// fsyncs `files` (in parallel; missing files are skipped), then every directory between them and `root` (deepest
-/// first, `root` last): what [`sync_tree`] does for a part of a tree that other writers fill too.
-pub(crate) fn sync_files(root: &Path, files: &[PathBuf]) -> Result<()> {
-    let parallel = SYNC_PARALLELISM.min(files.len().max(1));
-    try_for_each_limited(files, parallel, |p| match File::open(p) {
-        Ok(f) => f.sync_all().map_err(|e| Error::io(p, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(p, e)),
-    })?;
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for f in files {
-        let mut d = f.parent();
-        while let Some(p) = d {
-            if !p.starts_with(root) {
-                break;
-            }
-            dirs.push(p.to_path_buf());
-            if p == root {
-                break;
-            }
-            d = p.parent();
-        }
-    }
-    dirs.sort();
-    dirs.dedup();
-    // Deepest first: more components sort later, so walk the list backwards by depth.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    try_for_each_limited(&dirs, 1, |p| match File::open(p) {
-        Ok(f) => f.sync_all().map_err(|e| Error::io(p, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(p, e)),
-    })
 }
 
 #[cfg(test)]
