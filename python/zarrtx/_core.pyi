@@ -16,13 +16,12 @@ Transformations are exchanged as lists of NGFF-style dicts exactly as spatialdat
 the target coordinate system name being ``output["name"]``). An empty list means identity into ``global``.
 """
 
-from collections.abc import Callable, Iterable
-from typing import Any, Literal, TypeVar
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-
-T = TypeVar("T")
 
 ElementType = Literal["images", "labels", "points", "shapes", "tables"]
 
@@ -80,11 +79,20 @@ class Snapshot:
     def table_info(self, name: str) -> dict[str, Any]:
         """{"n_obs", "n_vars", "obs_index", "columns": [[name, encoding], ...], "x", "layers", "obsm", "regions",
         "region_key", "instance_key"}"""
-    def read_with(self, name: str, fn: Callable[[str], T]) -> T:
-        """Calls fn(path) with the directory currently holding this version's generation of the element (its
-        installed place, its staging or its trash place) and returns fn's result. If fn raises while the element
-        is being moved, or the element moved during the call, fn is called again at the new place; any other
-        exception from fn propagates unchanged."""
+    def metadata(self, name: str) -> dict[str, dict[str, Any]]:
+        """The element's committed zarr.json documents at this version, by path relative to the element ("" is the
+        element's own group; e.g. "obs", "obs/cell_type" for a table)."""
+    def points_parts(self, name: str) -> list[str]:
+        """The part files of a points element in the engine's read order, as keys relative to the element
+        ("points.parquet/part.0.parquet", ...; "points.parquet" when the data is one file). InvalidElement for
+        other element types."""
+    def read_element_file(self, name: str, rel: str, start: int | None = None, end: int | None = None) -> bytes:
+        """The bytes of one object of the element at this version (`rel` relative to the element, e.g.
+        "shapes.parquet"), whole or only [start, end) (clipped to its end). Relocation-safe: read wherever this
+        version's data lives now, again if a concurrent overwrite or delete moves it meanwhile. InvalidElement for a
+        key with empty, "." or ".." segments or end < start; StorageError when the element has no such object."""
+    def element_file_size(self, name: str, rel: str) -> int:
+        """The size in bytes of one object of the element at this version (see read_element_file)."""
 
 class LockGuard:
     """One acquired user lock (not reentrant: zarrtx.Store.lock adds per-thread reentrancy on top). Held until

@@ -5,15 +5,17 @@ batches (categoricals with known categories, like spatialdata's writer; the inte
 ``__null_dask_index__`` column), with ``feature_key`` / ``instance_key`` from ``attrs["spatialdata_attrs"]`` and the
 transformations as NGFF dicts.
 
-Reading: a lazy dask DataFrame with one partition per stored part file (``dask.dataframe.from_map``); each
-partition is read inside ``Snapshot.read_with`` (relocation-safe) and shaped like ``dask.dataframe.read_parquet``
-shapes it in spatialdata's points reader (unnamed integer index, unknown categories, ``attrs`` with ``transform``
-and ``spatialdata_attrs``).
+Reading: a lazy dask DataFrame with one partition per stored part file (``dask.dataframe.from_map``), in the
+engine's part order (``Snapshot.points_parts``). Each partition reads its part's bytes through the engine
+(``Snapshot.read_element_file``: relocation-safe, pinned to the snapshot's version, on any storage medium) and
+decodes them with pandas/pyarrow, shaped like ``dask.dataframe.read_parquet`` shapes them in spatialdata's points
+reader (unnamed integer index, unknown categories, ``attrs`` with ``transform`` and ``spatialdata_attrs``). Building
+the graph reads only the first part's Parquet footer (by byte ranges), for the partitions' metadata.
 """
 
 from __future__ import annotations
 
-import os
+import io
 from typing import Any
 
 from .errors import InvalidElement
@@ -133,20 +135,43 @@ def add_points_args(name: str, element: Any) -> tuple[list[Any], dict[str, Any]]
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _part_files(element_dir: str) -> list[str]:
-    """Part files of a points element directory, relative to ``points.parquet`` ("" when it is a single file), in
-    the order the engine reads them (by part number)."""
-    data = os.path.join(element_dir, "points.parquet")
-    if os.path.isfile(data):
-        return [""]
-    parts = []
-    for f in os.listdir(data):
-        if f.endswith(".parquet") and not f.startswith((".", "_")):
-            stem = f[len("part.") : -len(".parquet")] if f.startswith("part.") else ""
-            number = int(stem) if stem.isdigit() else 2**63
-            parts.append((number, f))
-    parts.sort()
-    return [f for _, f in parts]
+class ElementFile(io.RawIOBase):
+    """One object of an element at a snapshot's version, as a read-only, seekable binary file whose reads are
+    byte-range reads through the engine (so pyarrow can read a Parquet footer without reading the file)."""
+
+    def __init__(self, snapshot: Any, name: str, rel: str) -> None:
+        super().__init__()
+        self._snapshot = snapshot
+        self._name = name
+        self._rel = rel
+        self._size = int(snapshot.element_file_size(name, rel))
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        end = min(self._pos + len(view), self._size)
+        if end <= self._pos:
+            return 0
+        data = self._snapshot.read_element_file(self._name, self._rel, self._pos, end)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def _shape_partition(df: Any) -> Any:
@@ -178,24 +203,16 @@ class PointsPart:
 
         from . import _snapshots
 
-        def read(element_dir: str) -> Any:
-            f = os.path.join(element_dir, "points.parquet", part) if part else os.path.join(element_dir, "points.parquet")
-            return pd.read_parquet(f)
-
-        return _shape_partition(_snapshots.get(self.path, self.version).read_with(self.name, read))
+        data = _snapshots.get(self.path, self.version).read_element_file(self.name, part)
+        return _shape_partition(pd.read_parquet(io.BytesIO(data)))
 
 
 def _meta(snapshot: Any, name: str, first_part: str) -> Any:
     import dask.dataframe as dd
     import pyarrow.parquet as pq
 
-    def schema(element_dir: str) -> Any:
-        f = os.path.join(element_dir, "points.parquet", first_part) if first_part else os.path.join(
-            element_dir, "points.parquet"
-        )
-        return pq.read_schema(f)
-
-    meta = _shape_partition(snapshot.read_with(name, schema).empty_table().to_pandas())
+    schema = pq.read_schema(ElementFile(snapshot, name, first_part))
+    meta = _shape_partition(schema.empty_table().to_pandas())
     return dd.utils.clear_known_categories(meta)
 
 
@@ -206,7 +223,7 @@ def read_points(snapshot: Any, path: str, version: int, name: str, info: dict[st
 
     from ._transform import from_ngff, set_transformations
 
-    parts = snapshot.read_with(name, _part_files)
+    parts = list(snapshot.points_parts(name))
     if not parts:
         raise InvalidElement(f"points element '{name}' has no part files")
     meta = _meta(snapshot, name, parts[0])

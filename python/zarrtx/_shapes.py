@@ -5,8 +5,11 @@ Writing: the element is validated with ``ShapesModel``; geometries go as WKB (sh
 ``RangeIndex`` is left to the engine, so that it reads back as a ``RangeIndex`` as it does from spatialdata's own
 writer), transformations as NGFF dicts.
 
-Reading: inside ``Snapshot.read_with`` (relocation-safe) with spatialdata's own shapes reader
-(``spatialdata._io.io_shapes._read_shapes``), which reads the GeoParquet file and the element's transformations.
+Reading: what spatialdata's own shapes reader (``spatialdata._io.io_shapes._read_shapes``) does for the GeoParquet
+formats (0.2, 0.3; the only ones a Zarr v3 store holds), on bytes read through the engine instead of a directory:
+``geopandas.read_parquet`` on the GeoParquet file's bytes (``Snapshot.read_element_file``: relocation-safe, pinned to
+the snapshot's version, on any storage medium), then the transformations from the element's committed
+``coordinateTransformations`` (``Snapshot.metadata``), parsed and attached with spatialdata's own helpers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .errors import InvalidElement
 __all__ = ["add_shapes_args", "read_shapes"]
 
 RADIUS = "radius"
+DATA = "shapes.parquet"
+GEOPARQUET_FORMATS = ("0.2", "0.3")
 
 
 def _validate(name: str, element: Any) -> None:
@@ -97,13 +102,22 @@ def add_shapes_args(name: str, element: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _read_dir(element_dir: str) -> Any:
-    """spatialdata's own shapes reader on one element directory."""
-    from spatialdata._io.io_shapes import _read_shapes
-
-    return _read_shapes(element_dir)
-
-
 def read_shapes(snapshot: Any, name: str, info: dict[str, Any] | None = None) -> Any:
     """The ``GeoDataFrame`` of shapes element ``name`` at the snapshot's version, as spatialdata returns it."""
-    return snapshot.read_with(name, _read_dir)
+    import io
+
+    from geopandas import read_parquet
+    from spatialdata._io._utils import _get_transformations_from_ngff_dict
+    from spatialdata.transformations._utils import _set_transformations
+
+    attrs = (snapshot.metadata(name).get("") or {}).get("attributes") or {}
+    version = (attrs.get("spatialdata_attrs") or {}).get("version")
+    if version not in GEOPARQUET_FORMATS:
+        raise InvalidElement(
+            f"shapes element '{name}' has format version {version!r}; zarrtx reads the GeoParquet shapes formats "
+            f"({', '.join(GEOPARQUET_FORMATS)}) that spatialdata writes into Zarr v3 stores; rewrite it with "
+            "spatialdata 0.8"
+        )
+    geo_df = read_parquet(io.BytesIO(snapshot.read_element_file(name, DATA)))
+    _set_transformations(geo_df, _get_transformations_from_ngff_dict(attrs["coordinateTransformations"]))
+    return geo_df

@@ -265,7 +265,7 @@ class Store(EngineHandle):
             from ._table import from_table_dict, read_encodings
 
             table = snap.read_table(name)
-            return from_table_dict(table, snap.read_with(name, read_encodings))
+            return from_table_dict(table, read_encodings(snap.metadata(name)))
         raise ElementNotFound(f"element '{name}' has unknown type {typ!r}")  # pragma: no cover
 
     def read(self, selection: Iterable[str] | str | None = None, version: int | None = None) -> SpatialData:

@@ -320,43 +320,35 @@ def _strings(values: list[Any]) -> np.ndarray:
     return np.array(["" if v is None else v for v in values], dtype=np.dtypes.StringDType())
 
 
-def read_encodings(element_dir: str) -> dict[str, dict[str, tuple[str, str | None]]]:
+def read_encodings(tree: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, str | None]]]:
     """``{"obs"|"var": {column: (anndata encoding-type, na-value or None)}, "region": {"": (encoding, None)}}``
-    from a table's stored metadata (the index column included; "region" is the form of
-    ``uns/spatialdata_attrs/region``). Encodings and na-values never change once a column exists (appends are strict),
-    so reading them from the element's current directory is exact for every version of that generation. Columns
-    whose metadata cannot be read are left out (their Arrow type decides)."""
-    import json
-    import os
+    from a table's committed metadata ``tree`` (``Snapshot.metadata(name)``: its ``zarr.json`` documents by path
+    relative to the element; the index column included; "region" is the form of ``uns/spatialdata_attrs/region``).
+    The tree is the one committed at the snapshot's version, so this is exact for that version. Columns without
+    usable metadata are left out (their Arrow type decides)."""
+
+    def attributes(path: str) -> Mapping[str, Any] | None:
+        doc = tree.get(path)
+        attrs = doc.get("attributes") if isinstance(doc, Mapping) else None
+        return attrs if isinstance(attrs, Mapping) else None
 
     out: dict[str, dict[str, tuple[str, str | None]]] = {}
     for what in ("obs", "var"):
         cols: dict[str, tuple[str, str | None]] = {}
-        try:
-            with open(os.path.join(element_dir, what, "zarr.json"), "rb") as f:
-                attrs = json.load(f).get("attributes", {})
-            names = [attrs.get("_index")] + list(attrs.get("column-order") or [])
-        except (OSError, ValueError):
-            names = []
+        attrs = attributes(what)
+        names = [attrs.get("_index")] + list(attrs.get("column-order") or []) if attrs is not None else []
         for col in names:
             if not isinstance(col, str):
                 continue
-            try:
-                with open(os.path.join(element_dir, what, col, "zarr.json"), "rb") as f:
-                    a = json.load(f).get("attributes", {})
-            except (OSError, ValueError):
-                continue
-            if isinstance(a.get("encoding-type"), str):
+            a = attributes(f"{what}/{col}")
+            if a is not None and isinstance(a.get("encoding-type"), str):
                 na = a.get("na-value")
                 cols[col] = (a["encoding-type"], na if isinstance(na, str) else None)
         out[what] = cols
     # spatialdata writes a single region as a 0-d string and reads it back as a str (a list stays a list)
-    try:
-        with open(os.path.join(element_dir, "uns", ATTRS_KEY, "region", "zarr.json"), "rb") as f:
-            region_encoding = json.load(f).get("attributes", {}).get("encoding-type")
-        out["region"] = {"": (str(region_encoding), None)}
-    except (OSError, ValueError):
-        pass
+    region_path = f"uns/{ATTRS_KEY}/region"
+    if isinstance(tree.get(region_path), Mapping):
+        out["region"] = {"": (str((attributes(region_path) or {}).get("encoding-type")), None)}
     return out
 
 

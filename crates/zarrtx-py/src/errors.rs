@@ -63,8 +63,8 @@ impl<T> IntoPy<T> for zarrtx::Result<T> {
     }
 }
 
-/// Keeps the first Python exception raised by Python code the engine called back (a block iterator, a
-/// `read_with` callback), so that the caller re-raises it unchanged instead of the engine's generic error.
+/// Keeps the first Python exception raised by Python code the engine called back (a block iterator), so that the
+/// caller re-raises it unchanged instead of the engine's generic error.
 #[derive(Default)]
 pub struct PyFailure(std::sync::Mutex<Option<PyErr>>);
 
@@ -76,13 +76,6 @@ impl PyFailure {
             slot.get_or_insert(err);
         }
         message
-    }
-
-    /// Forgets a recorded exception (a retried callback succeeded).
-    pub fn clear(&self) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = None;
-        }
     }
 
     /// The recorded Python exception if there is one, else `err` converted.

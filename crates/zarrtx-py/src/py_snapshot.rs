@@ -1,13 +1,13 @@
 //! `zarrtx._core.Snapshot`: the store as of one committed version.
 
-use crate::errors::{IntoPy, PyFailure};
+use crate::errors::IntoPy;
 use crate::json::transformations_to_py;
 use crate::ndarrays::to_numpy;
 use crate::tables::table_to_py;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 use std::ops::Range;
-use zarrtx::{Error, RasterKind, Snapshot};
+use zarrtx::{RasterKind, Snapshot};
 
 /// The store as of one committed version; reads are relocation-safe.
 #[pyclass(module = "zarrtx._core", name = "Snapshot", frozen)]
@@ -123,28 +123,44 @@ impl PySnapshot {
         Ok(d)
     }
 
-    /// Calls `fn(path)` with the directory currently holding this version's data of element `name`; repeats
-    /// the call if the data moved meanwhile; other exceptions from `fn` propagate unchanged.
-    fn read_with(&self, py: Python<'_>, name: &str, r#fn: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let failure = PyFailure::default();
-        let result = crate::pool::detach(py, || {
-            self.snapshot.read_with(name, |data, _| {
-                let dir = data.local_dir()?;
-                Python::attach(|py| match r#fn.call1(py, (dir.to_string_lossy().into_owned(),)) {
-                    Ok(v) => {
-                        failure.clear();
-                        Ok(v)
-                    }
-                    Err(e) => {
-                        // The last attempt's exception is the one that stands.
-                        failure.clear();
-                        let message = failure.record(e);
-                        Err(Error::InvalidElement { name: name.to_string(), reason: format!("reading failed: {message}") })
-                    }
-                })
-            })
-        });
-        result.map_err(|e| failure.or_engine_error(e))
+    /// The committed `zarr.json` documents of an element's subtree, by path relative to the element (`""`: the
+    /// element's own group).
+    fn metadata<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let tree = self.snapshot.metadata(name).py()?;
+        let d = PyDict::new(py);
+        for (path, doc) in &tree {
+            d.set_item(path, crate::json::from_json(py, doc)?)?;
+        }
+        Ok(d)
+    }
+
+    /// The part files of a points element, in the engine's order, as keys relative to the element.
+    fn points_parts(&self, py: Python<'_>, name: &str) -> PyResult<Vec<String>> {
+        crate::pool::detach(py, || self.snapshot.points_parts(name)).py()
+    }
+
+    /// The bytes of one object of an element as of this version (`rel` relative to the element), whole or only
+    /// `[start, end)` (clipped to its end); relocation-safe.
+    #[pyo3(signature = (name, rel, start = None, end = None))]
+    fn read_element_file<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        rel: &str,
+        start: Option<u64>,
+        end: Option<u64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let range = match (start, end) {
+            (None, None) => None,
+            (s, e) => Some(s.unwrap_or(0)..e.unwrap_or(u64::MAX)),
+        };
+        let bytes = crate::pool::detach(py, || self.snapshot.read_element_file(name, rel, range)).py()?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The size in bytes of one object of an element as of this version.
+    fn element_file_size(&self, py: Python<'_>, name: &str, rel: &str) -> PyResult<u64> {
+        crate::pool::detach(py, || self.snapshot.element_file_size(name, rel)).py()
     }
 
     fn __repr__(&self) -> String {

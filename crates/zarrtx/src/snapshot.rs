@@ -121,9 +121,11 @@ impl Snapshot {
         self.read_with(name, |data, _| raster::read::read_region(data, &n, level, region))
     }
 
-    /// Runs `read` on the data of element `name` as committed at this snapshot's version (a [`DataHandle`] on
-    /// wherever that generation's data is now), with its committed metadata tree. If the data moves while `read`
-    /// runs, the read is repeated where it went, so the result is never torn.
+    /// Runs `read` on the data of element `name` as committed at this snapshot's version — a [`DataHandle`] on
+    /// wherever that generation lives now (staged, installed, or in the trash after a later overwrite or delete) —
+    /// with its committed metadata tree. If the data moves while `read` runs, the read is repeated where it went,
+    /// so the result is never torn. This is the engine's generic relocation-safe read; every typed read (rasters,
+    /// points, shapes, tables) and [`Snapshot::read_element_file`] go through it.
     pub fn read_with<T>(&self, name: &str, mut read: impl FnMut(&DataHandle, &NodeTree) -> Result<T>) -> Result<T> {
         let record = self.record(name)?;
         // A table's appends up to this version must be installed for its rows to be read in place.
@@ -146,6 +148,36 @@ impl Snapshot {
             }
         }
         Err(Error::Contention { name: name.to_string(), attempts: 8 })
+    }
+
+    /// The bytes of one object of element `name` as committed at this snapshot's version (`rel` is a key relative
+    /// to the element, e.g. `shapes.parquet` or `points.parquet/part.0.parquet`), whole or only `range` (clipped
+    /// to its end). Read inside [`Snapshot::read_with`], so a concurrent overwrite or delete cannot tear it; the
+    /// object's bytes never change once committed, so several range reads of one object always agree.
+    /// `InvalidElement` for a key with empty, `.` or `..` segments or a range that ends before it starts; an I/O
+    /// error (not found) naming it when the element has no such object.
+    pub fn read_element_file(&self, name: &str, rel: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+        check_element_key(name, rel)?;
+        if let Some(r) = range.as_ref().filter(|r| r.start > r.end) {
+            return Err(Error::InvalidElement {
+                name: name.to_string(),
+                reason: format!("byte range {}..{} of '{rel}' ends before it starts", r.start, r.end),
+            });
+        }
+        self.read_with(name, |data, _| match &range {
+            None => data.read(rel),
+            Some(r) => data
+                .get_range(rel, r.clone())?
+                .ok_or_else(|| Error::io(data.describe(rel), std::io::ErrorKind::NotFound.into())),
+        })
+    }
+
+    /// The size in bytes of one object of element `name` (see [`Snapshot::read_element_file`]).
+    pub fn element_file_size(&self, name: &str, rel: &str) -> Result<u64> {
+        check_element_key(name, rel)?;
+        self.read_with(name, |data, _| {
+            data.size(rel)?.ok_or_else(|| Error::io(data.describe(rel), std::io::ErrorKind::NotFound.into()))
+        })
     }
 
     /// The committed record of element `name` (type, version, metadata tree).
@@ -218,6 +250,20 @@ impl Snapshot {
             },
         }
     }
+}
+
+/// Refuses object keys that are not plain relative keys inside an element.
+fn check_element_key(name: &str, rel: &str) -> Result<()> {
+    if rel.is_empty() || rel.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(Error::InvalidElement {
+            name: name.to_string(),
+            reason: format!(
+                "'{rel}' is not a key inside the element: give a relative key such as 'shapes.parquet', without \
+                 empty, '.' or '..' segments"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn raster_kind(record: &ElementRecord) -> Result<RasterKind> {

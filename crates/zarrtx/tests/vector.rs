@@ -212,6 +212,57 @@ fn overwrite_changes_type_and_pinned_snapshots_keep_reading_the_old_data() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
+#[test]
+fn points_and_shapes_live_entirely_in_memory_storage() {
+    use zarrtx::storage::{MemoryStorage, Storage};
+    use zarrtx::OpenOptions;
+    let storage = Arc::new(MemoryStorage::new());
+    let store = Store::open_with_storage(storage.clone(), &OpenOptions::default()).unwrap();
+    let pts = points_batches(4, 33);
+    store.add_points("pts", &pts, &gene_spec(), &AddOptions::default()).unwrap();
+    let c = circles(3, 5);
+    store.add_shapes("circ", &c, &ShapesSpec::default(), &AddOptions::default()).unwrap();
+    store.add_shapes("poly", &polygons(), &ShapesSpec::default(), &AddOptions::default()).unwrap();
+    let snap = store.snapshot(None).unwrap();
+
+    assert_eq!(concat(&snap.read_points("pts").unwrap()), concat(&pts));
+    assert_eq!(snap.read_shapes("circ").unwrap(), c);
+    assert_eq!(snap.read_shapes("poly").unwrap(), polygons());
+    let info = snap.vector_info("pts").unwrap();
+    assert_eq!((info.n_rows, info.files), (33, 1));
+    assert_eq!(snap.vector_info("poly").unwrap().geometry_types, ["MultiPolygon", "Polygon"]);
+
+    // Part by part, and as raw bytes: what the Python layer reads.
+    let parts = snap.points_parts("pts").unwrap();
+    assert_eq!(parts, ["points.parquet/part.0.parquet"]);
+    assert_eq!(concat(&snap.read_points_part("pts", &parts[0]).unwrap()), concat(&pts));
+    assert!(matches!(snap.read_points_part("pts", "points.parquet/part.9.parquet"), Err(Error::InvalidElement { .. })));
+    let bytes = snap.read_element_file("circ", "shapes.parquet", None).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+    assert_eq!(snap.element_file_size("circ", "shapes.parquet").unwrap(), bytes.len() as u64);
+    let n = bytes.len() as u64;
+    assert_eq!(snap.read_element_file("circ", "shapes.parquet", Some(n - 4..n + 10)).unwrap(), b"PAR1");
+    assert!(matches!(snap.read_element_file("circ", "../pts/zarr.json", None), Err(Error::InvalidElement { .. })));
+    let backwards = std::ops::Range { start: 9, end: 3 };
+    assert!(matches!(snap.read_element_file("circ", "shapes.parquet", Some(backwards)), Err(Error::InvalidElement { .. })));
+    assert!(matches!(snap.read_element_file("circ", "nothing.parquet", None), Err(Error::Io { .. })));
+
+    // Installed where spatialdata expects the files, in the memory backend.
+    assert!(storage.size("points/pts/points.parquet/part.0.parquet").unwrap().is_some());
+    assert!(storage.size("shapes/circ/shapes.parquet").unwrap().is_some());
+    assert!(storage.size("shapes/circ/zarr.json").unwrap().is_some());
+
+    // An overwrite moves the old generation to the trash; the pinned snapshot keeps reading it.
+    store
+        .add_points("circ", &pts, &PointsSpec::default(), &AddOptions { overwrite: true, ..Default::default() })
+        .unwrap();
+    assert_eq!(snap.read_shapes("circ").unwrap(), c);
+    assert_eq!(snap.read_element_file("circ", "shapes.parquet", None).unwrap(), bytes);
+    assert_eq!(concat(&store.snapshot(None).unwrap().read_points("circ").unwrap()), concat(&pts));
+    let report = store.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 fn expect_refused_points(store: &Store, batches: &[RecordBatch], spec: &PointsSpec, needle: &str) {
     let before = fingerprint(store.root());
     let e = store.add_points("bad_pts", batches, spec, &AddOptions::default()).expect_err(needle);

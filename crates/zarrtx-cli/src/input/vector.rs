@@ -161,10 +161,8 @@ pub fn load_shapes(path: &Path) -> CliResult<ShapesData> {
     match extension(path).as_str() {
         "parquet" | "pq" | "geoparquet" => {
             if parquet_has_geo(path)? {
-                zarrtx::vector::shapes::read_geoparquet(path).map_err(|e| match e {
-                    zarrtx::Error::CorruptMetadata { reason, .. } => bad_input(path, reason),
-                    other => other.into(),
-                })
+                let file = File::open(path).map_err(|e| bad_input(path, format!("cannot open: {e}")))?;
+                zarrtx::vector::shapes::read_geoparquet(file).map_err(|reason| bad_input(path, reason))
             } else {
                 let batches = read_parquet(path)?;
                 circles_from_table(path, &concat(path, &batches)?)

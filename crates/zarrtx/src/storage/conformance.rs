@@ -40,6 +40,10 @@ pub fn objects(s: &dyn Storage) {
     assert_eq!(s.size("a/b").unwrap(), Some(11));
     assert_eq!(s.get_range("a/b", 6..11).unwrap().as_deref(), Some(&b"world"[..]), "ranged read");
     assert_eq!(s.get_range("a/b", 6..100).unwrap().as_deref(), Some(&b"world"[..]), "a range is clipped to the end");
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 8..2;
+    assert_eq!(s.get_range("a/b", backwards).unwrap().as_deref(), Some(&b""[..]), "a backwards range is empty");
+    assert_eq!(s.get_range("a/b", 100..200).unwrap().as_deref(), Some(&b""[..]), "a range past the end is empty");
     assert!(s.exists("a/b").unwrap() && s.exists("a").unwrap(), "objects and their prefixes exist");
     assert!(s.modified("a/b").unwrap().is_some() && s.modified("a").unwrap().is_some());
     s.put("a/b", b"bye").unwrap();

@@ -142,8 +142,8 @@ impl Storage for MemoryStorage {
 
     fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Option<Vec<u8>>> {
         Ok(self.objects()?.map.get(key).map(|o| {
-            let end = (range.end.min(o.bytes.len() as u64)) as usize;
-            let start = (range.start as usize).min(end);
+            let start = range.start.min(o.bytes.len() as u64) as usize;
+            let end = (range.end.min(o.bytes.len() as u64) as usize).max(start);
             o.bytes[start..end].to_vec()
         }))
     }

@@ -132,8 +132,8 @@ pub trait Storage: Send + Sync + Debug {
     /// Reads `range` of an object (clipped to its end), or `None` when it does not exist.
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Vec<u8>>> {
         Ok(self.get(key)?.map(|b| {
-            let end = (range.end.min(b.len() as u64)) as usize;
-            let start = (range.start as usize).min(end);
+            let start = range.start.min(b.len() as u64) as usize;
+            let end = (range.end.min(b.len() as u64) as usize).max(start);
             b[start..end].to_vec()
         }))
     }

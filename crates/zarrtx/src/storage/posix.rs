@@ -219,7 +219,8 @@ impl Storage for PosixStorage {
         read_retrying(&self.path(key), |p| {
             let f = File::open(p)?;
             let len = f.metadata()?.len();
-            let (start, end) = (range.start.min(len), range.end.min(len));
+            let start = range.start.min(len);
+            let end = range.end.min(len).max(start);
             let mut buf = vec![0u8; (end - start) as usize];
             f.read_exact_at(&mut buf, start)?;
             Ok(buf)

@@ -1,16 +1,20 @@
 //! Pieces shared by points and shapes: transformation checks and JSON, the element group document, pandas schema
-//! metadata, parquet writer settings and the durable fsync pass.
+//! metadata, and Parquet files written to and read from memory (stored through a [`DataHandle`]).
 
 use crate::error::{Error, Result};
 use crate::name::ElementName;
+use crate::storage::DataHandle;
 use crate::transform::{to_ngff_json, Transformation, DEFAULT_COORDINATE_SYSTEM};
 use arrow_schema::{DataType, Schema};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{ChunkReader, Length};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
 
 pub(crate) fn invalid(name: &ElementName, reason: impl Into<String>) -> Error {
     Error::InvalidElement { name: name.to_string(), reason: reason.into() }
@@ -45,11 +49,6 @@ pub(crate) fn group_document(attributes: Value) -> Value {
     json!({"attributes": attributes, "zarr_format": 3, "node_type": "group"})
 }
 
-pub(crate) fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io { path: path.into(), source: std::io::Error::other(e) })?;
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
-}
-
 /// Parquet settings: snappy, as dask and geopandas write by default.
 pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
@@ -58,22 +57,46 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Opens a Parquet writer for `schema` whose schema-level metadata (`pandas`, `geo`) is also stored as the
-/// file's key-value metadata, where pyarrow, dask and geopandas look for it.
-pub(crate) fn open_writer(
-    name: &ElementName,
-    path: &Path,
-    schema: &arrow_schema::SchemaRef,
-) -> Result<parquet::arrow::ArrowWriter<File>> {
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
-        .map_err(|e| parquet_write_error(name, path, e))?;
-    let mut meta: Vec<(&String, &String)> = schema.metadata().iter().collect();
-    meta.sort();
-    for (k, v) in meta {
-        w.append_key_value_metadata(parquet::file::metadata::KeyValue::new(k.clone(), v.clone()));
+/// A Parquet file being written to memory: a part or a shapes file, stored with [`ParquetBuffer::store`].
+pub(crate) struct ParquetBuffer<'a> {
+    name: &'a ElementName,
+    handle: &'a DataHandle,
+    rel: String,
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl<'a> ParquetBuffer<'a> {
+    /// Opens a Parquet writer (to memory) for `schema`, to be stored at `rel` of `handle`; its schema-level
+    /// metadata (`pandas`, `geo`) is also stored as the file's key-value metadata, where pyarrow, dask and
+    /// geopandas look for it.
+    pub(crate) fn open(
+        name: &'a ElementName,
+        handle: &'a DataHandle,
+        rel: String,
+        schema: &arrow_schema::SchemaRef,
+    ) -> Result<Self> {
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(writer_properties()))
+            .map_err(|e| parquet_write_error(name, handle, &rel, e))?;
+        let mut meta: Vec<(&String, &String)> = schema.metadata().iter().collect();
+        meta.sort();
+        for (k, v) in meta {
+            writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(k.clone(), v.clone()));
+        }
+        Ok(ParquetBuffer { name, handle, rel, writer })
     }
-    Ok(w)
+
+    /// Encodes one batch.
+    pub(crate) fn write(&mut self, batch: &arrow_array::RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| parquet_write_error(self.name, self.handle, &self.rel, e))
+    }
+
+    /// Finishes the file and stores it (privately: staging), returning its key relative to the handle.
+    pub(crate) fn store(self) -> Result<String> {
+        let ParquetBuffer { name, handle, rel, writer } = self;
+        let bytes = writer.into_inner().map_err(|e| parquet_write_error(name, handle, &rel, e))?;
+        handle.put_private(&rel, &bytes)?;
+        Ok(rel)
+    }
 }
 
 /// pandas' (`pandas_type`, `numpy_type`) for an Arrow type, as pyarrow records them in the `pandas` metadata.
@@ -129,21 +152,83 @@ pub(crate) fn pandas_metadata(schema: &Schema, index: Option<&str>) -> String {
     Value::Object(m).to_string()
 }
 
-/// fsyncs every file under `dir`, then every directory, deepest first (shared with rasters and tables).
-pub(crate) use crate::durable::sync_tree;
-
-/// A parquet error while writing `path`: the data could not be encoded (an unsupported column type, ...).
-pub(crate) fn parquet_write_error(name: &ElementName, path: &Path, e: parquet::errors::ParquetError) -> Error {
+/// A parquet error while writing `rel` of `handle`: the data could not be encoded (an unsupported column type, ...).
+pub(crate) fn parquet_write_error(
+    name: &ElementName,
+    handle: &DataHandle,
+    rel: &str,
+    e: parquet::errors::ParquetError,
+) -> Error {
     match e {
         parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => Error::io(path, *io),
-            Err(other) => invalid(name, format!("writing {} failed: {other}", path.display())),
+            Ok(io) => Error::io(handle.describe(rel), *io),
+            Err(other) => invalid(name, format!("writing {} failed: {other}", handle.describe(rel).display())),
         },
         other => invalid(name, format!("the data cannot be stored as Parquet: {other}")),
     }
 }
 
-/// A parquet error while reading a committed element's file.
-pub(crate) fn parquet_read_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::CorruptMetadata { path: path.to_path_buf(), reason: format!("unreadable Parquet file: {e}") }
+/// A parquet error while reading `rel` of a committed element's `handle`.
+pub(crate) fn parquet_read_error(handle: &DataHandle, rel: &str, e: impl std::fmt::Display) -> Error {
+    Error::CorruptMetadata { path: handle.describe(rel), reason: format!("unreadable Parquet file: {e}") }
+}
+
+/// A reader over the whole Parquet file `rel` of `handle`, read in one request.
+pub(crate) fn parquet_reader(handle: &DataHandle, rel: &str) -> Result<ParquetRecordBatchReaderBuilder<Bytes>> {
+    let bytes = Bytes::from(handle.read(rel)?);
+    ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_read_error(handle, rel, e))
+}
+
+/// The footer (metadata) of the Parquet file `rel` of `handle`, read with byte-range requests: the data pages are
+/// not read.
+pub(crate) fn parquet_footer(handle: &DataHandle, rel: &str) -> Result<ParquetMetaData> {
+    let len = handle.size(rel)?.ok_or_else(|| Error::io(handle.describe(rel), std::io::ErrorKind::NotFound.into()))?;
+    let object = RangeReader { handle, rel, len };
+    ParquetMetaDataReader::new().parse_and_finish(&object).map_err(|e| match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<Error>() {
+            Ok(engine) => *engine,
+            Err(other) => parquet_read_error(handle, rel, other),
+        },
+        other => parquet_read_error(handle, rel, other),
+    })
+}
+
+/// A stored object read by byte ranges (for Parquet footers).
+struct RangeReader<'a> {
+    handle: &'a DataHandle,
+    rel: &'a str,
+    len: u64,
+}
+
+impl Length for RangeReader<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for RangeReader<'_> {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self.get_bytes(start, self.len.saturating_sub(start) as usize)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let bytes = self
+            .handle
+            .get_range(self.rel, start..start + length as u64)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?
+            .ok_or_else(|| {
+                let missing = Error::io(self.handle.describe(self.rel), std::io::ErrorKind::NotFound.into());
+                parquet::errors::ParquetError::External(Box::new(missing))
+            })?;
+        if bytes.len() != length {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "expected {length} bytes at offset {start}, got {}",
+                bytes.len()
+            )));
+        }
+        Ok(Bytes::from(bytes))
+    }
 }

@@ -1,18 +1,16 @@
-//! Describing a points or shapes element for `info`: row count (from the Parquet footers, no data read),
-//! columns with their types, geometry types, keys, axes and transformations.
+//! Describing a points or shapes element for `info`: row count (from the Parquet footers, read by byte ranges: no
+//! data pages are read), columns with their types, geometry types, keys, axes and transformations.
 
-use super::common::parquet_read_error;
+use super::common::{parquet_footer, parquet_read_error};
 use super::points::{part_files, DASK_INDEX};
 use super::shapes::PANDAS_INDEX;
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementType;
+use crate::storage::DataHandle;
 use crate::transform::{from_ngff_json, Transformation};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::Path;
 
 /// What `info` shows about a points or shapes element.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,45 +35,47 @@ pub struct VectorInfo {
     pub transformations: BTreeMap<String, Transformation>,
 }
 
-fn corrupt(dir: &Path, reason: impl Into<String>) -> Error {
-    Error::CorruptMetadata { path: dir.join("zarr.json"), reason: reason.into() }
+fn corrupt(handle: &DataHandle, reason: impl Into<String>) -> Error {
+    Error::CorruptMetadata { path: handle.describe("zarr.json"), reason: reason.into() }
 }
 
-/// Describes the points or shapes element stored in `dir` with committed metadata `tree`.
-pub fn describe(element_type: ElementType, dir: &Path, tree: &NodeTree) -> Result<VectorInfo> {
-    let attrs = tree.get("").and_then(|g| g.get("attributes")).ok_or_else(|| corrupt(dir, "no group attributes"))?;
+/// Describes the points or shapes element stored below `handle` with committed metadata `tree`.
+pub fn describe(element_type: ElementType, handle: &DataHandle, tree: &NodeTree) -> Result<VectorInfo> {
+    let attrs = tree.get("").and_then(|g| g.get("attributes")).ok_or_else(|| corrupt(handle, "no group attributes"))?;
     let mut transformations = BTreeMap::new();
     for t in attrs.get("coordinateTransformations").and_then(Value::as_array).into_iter().flatten() {
-        let (cs, t) = from_ngff_json(t).map_err(|e| corrupt(dir, format!("coordinateTransformations: {e}")))?;
+        let (cs, t) = from_ngff_json(t).map_err(|e| corrupt(handle, format!("coordinateTransformations: {e}")))?;
         transformations.insert(cs, t);
     }
     let sd = attrs.get("spatialdata_attrs");
     let key = |k: &str| sd.and_then(|s| s.get(k)).and_then(Value::as_str).map(str::to_string);
     let files = match element_type {
-        ElementType::Points => part_files(dir)?,
-        ElementType::Shapes => vec![dir.join("shapes.parquet")],
-        other => return Err(corrupt(dir, format!("{other} is not a points or shapes element"))),
+        ElementType::Points => part_files(handle)?,
+        ElementType::Shapes => vec![super::shapes::DATA.to_string()],
+        other => return Err(corrupt(handle, format!("{other} is not a points or shapes element"))),
     };
     let mut n_rows = 0u64;
     let mut columns = Vec::new();
     let mut geometry_types = Vec::new();
-    for (k, path) in files.iter().enumerate() {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_read_error(path, e))?;
-        n_rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+    for (k, rel) in files.iter().enumerate() {
+        let footer = parquet_footer(handle, rel)?;
+        n_rows += footer.file_metadata().num_rows().max(0) as u64;
         if k > 0 {
             continue;
         }
-        columns = builder
-            .schema()
+        let schema = parquet::arrow::parquet_to_arrow_schema(
+            footer.file_metadata().schema_descr(),
+            footer.file_metadata().key_value_metadata(),
+        )
+        .map_err(|e| parquet_read_error(handle, rel, e))?;
+        columns = schema
             .fields()
             .iter()
             .filter(|f| f.name() != DASK_INDEX && f.name() != PANDAS_INDEX)
             .map(|f| (f.name().clone(), f.data_type().to_string()))
             .collect();
         if element_type == ElementType::Shapes {
-            let geo = builder
-                .metadata()
+            let geo = footer
                 .file_metadata()
                 .key_value_metadata()
                 .and_then(|kv| kv.iter().find(|e| e.key == "geo").and_then(|e| e.value.clone()))

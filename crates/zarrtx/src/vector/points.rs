@@ -2,21 +2,18 @@
 //! `x`, `y` (optionally `z`) plus any others, and a group `zarr.json` as spatialdata 0.8 writes it.
 
 use super::common::{
-    check_transformations, group_document, invalid, pandas_metadata, parquet_read_error, parquet_write_error,
-    open_writer, sync_tree, transformations_json, write_json,
+    check_transformations, group_document, invalid, pandas_metadata, parquet_read_error, parquet_reader,
+    transformations_json, ParquetBuffer,
 };
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
+use crate::storage::DataHandle;
 use crate::transform::Transformation;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, RecordBatchReader};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The index column dask writes (and reads back as the DataFrame index).
@@ -184,37 +181,37 @@ pub fn group_json(axes: &[&str], spec: &PointsSpec) -> Value {
     }))
 }
 
-/// Writes the complete element into `dir` (fresh, owned by the caller): `points.parquet/part.N.parquet`, then
-/// `zarr.json`; with `durable`, fsyncs everything. Validates first. Returns the element's `zarr.json` tree.
+/// The data of a points element: a directory of part files, relative to the element.
+pub const DATA: &str = "points.parquet";
+
+/// Writes the complete element below `handle` (a fresh prefix, owned by the caller): `points.parquet/part.N.parquet`
+/// (each part encoded in memory, then stored: memory holds one part at a time), then `zarr.json`; with `durable`,
+/// makes every object durable. Validates first. Returns the element's `zarr.json` tree.
 pub fn write_element(
-    dir: &Path,
+    handle: &DataHandle,
     name: &ElementName,
     batches: &[RecordBatch],
     spec: &PointsSpec,
     durable: bool,
 ) -> Result<NodeTree> {
     let axes = validate(name, batches, spec)?;
-    let data_dir = dir.join("points.parquet");
-    std::fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
     let in_schema = batches[0].schema();
     let has_index = in_schema.column_with_name(DASK_INDEX).is_some();
     let schema = out_schema(&in_schema, has_index);
-    let mut part = 0usize;
+    let mut written = Vec::new();
     let mut offset = 0i64;
-    let mut writer: Option<(ArrowWriter<File>, PathBuf, usize)> = None;
+    let mut part: Option<(ParquetBuffer<'_>, usize)> = None;
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
     for b in batches.iter().filter(|b| b.num_rows() > 0 || total == 0) {
-        if writer.as_ref().is_some_and(|(_, _, rows)| *rows >= PART_ROWS) {
-            let (w, path, _) = writer.take().expect("checked");
-            w.close().map_err(|e| parquet_write_error(name, &path, e))?;
+        if part.as_ref().is_some_and(|(_, rows)| *rows >= PART_ROWS) {
+            let (full, _) = part.take().expect("checked");
+            written.push(full.store()?);
         }
-        if writer.is_none() {
-            let path = data_dir.join(format!("part.{part}.parquet"));
-            part += 1;
-            let w = open_writer(name, &path, &schema)?;
-            writer = Some((w, path, 0));
+        if part.is_none() {
+            let rel = format!("{DATA}/part.{}.parquet", written.len());
+            part = Some((ParquetBuffer::open(name, handle, rel, &schema)?, 0));
         }
-        let (w, path, rows) = writer.as_mut().expect("opened");
+        let (w, rows) = part.as_mut().expect("opened");
         let mut columns: Vec<ArrayRef> = b.columns().to_vec();
         if !has_index {
             let n = b.num_rows() as i64;
@@ -223,19 +220,20 @@ pub fn write_element(
         }
         let out = RecordBatch::try_new(schema.clone(), columns)
             .map_err(|e| invalid(name, format!("record batch does not fit the schema: {e}")))?;
-        w.write(&out).map_err(|e| parquet_write_error(name, path, e))?;
+        w.write(&out)?;
         *rows += b.num_rows();
         if total == 0 {
             break;
         }
     }
-    if let Some((w, path, _)) = writer {
-        w.close().map_err(|e| parquet_write_error(name, &path, e))?;
+    if let Some((last, _)) = part {
+        written.push(last.store()?);
     }
     let group = group_json(&axes, spec);
-    write_json(&dir.join("zarr.json"), &group)?;
+    handle.put_json("zarr.json", &group)?;
+    written.push("zarr.json".into());
     if durable {
-        sync_tree(dir)?;
+        handle.sync(&written)?;
     }
     Ok(NodeTree::from([(String::new(), group)]))
 }
@@ -252,64 +250,67 @@ fn out_schema(input: &Schema, has_index: bool) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, meta))
 }
 
-/// The part files of a points element directory in order (`part.0.parquet`, `part.1.parquet`, ... by number;
-/// other `.parquet` names after them), or the single file when `points.parquet` is a file.
-pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let data = dir.join("points.parquet");
-    let meta = std::fs::metadata(&data).map_err(|e| Error::io(&data, e))?;
-    if meta.is_file() {
-        return Ok(vec![data]);
+/// The part files of a points element stored below `handle`, as keys relative to it, in order
+/// (`points.parquet/part.0.parquet`, `points.parquet/part.1.parquet`, ... by number; other `.parquet` names after
+/// them), or `points.parquet` alone when it is a single file.
+pub fn part_files(handle: &DataHandle) -> Result<Vec<String>> {
+    if handle.size(DATA)?.is_some() {
+        return Ok(vec![DATA.to_string()]);
+    }
+    let names = handle.list(DATA)?;
+    if names.is_empty() && !handle.exists(DATA)? {
+        return Err(Error::io(handle.describe(DATA), std::io::ErrorKind::NotFound.into()));
     }
     let mut parts = Vec::new();
-    for entry in std::fs::read_dir(&data).map_err(|e| Error::io(&data, e))? {
-        let entry = entry.map_err(|e| Error::io(&data, e))?;
-        let file_name = entry.file_name().to_string_lossy().into_owned();
+    for file_name in names {
         if file_name.ends_with(".parquet") && !file_name.starts_with('.') && !file_name.starts_with('_') {
             let number = file_name
                 .strip_prefix("part.")
                 .and_then(|s| s.strip_suffix(".parquet"))
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(u64::MAX);
-            parts.push((number, file_name, entry.path()));
+            parts.push((number, format!("{DATA}/{file_name}")));
         }
     }
     parts.sort();
-    Ok(parts.into_iter().map(|(_, _, p)| p).collect())
+    Ok(parts.into_iter().map(|(_, rel)| rel).collect())
 }
 
-/// Reads every row of a points element directory, part by part, without the dask index column and without
-/// schema-level metadata (field metadata is kept).
-pub fn read_element(dir: &Path) -> Result<Vec<RecordBatch>> {
+/// Reads one part file (`rel`, as listed by [`part_files`]) of the points element below `handle`, without the dask
+/// index column and without schema-level metadata (field metadata is kept). A part without rows gives one empty
+/// batch, so the schema is always known.
+pub fn read_part(handle: &DataHandle, rel: &str) -> Result<Vec<RecordBatch>> {
+    let reader = parquet_reader(handle, rel)?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| parquet_read_error(handle, rel, e))?;
+    let schema = reader.schema();
     let mut out = Vec::new();
-    for path in part_files(dir)? {
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| parquet_read_error(&path, e))?
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| parquet_read_error(&path, e))?;
-        let mut any = false;
-        let schema = reader.schema();
-        for batch in reader {
-            let batch = batch.map_err(|e| parquet_read_error(&path, e))?;
-            out.push(strip(&batch)?);
-            any = true;
-        }
-        if !any {
-            out.push(strip(&RecordBatch::new_empty(schema))?);
-        }
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_read_error(handle, rel, e))?;
+        out.push(strip(handle, rel, &batch)?);
+    }
+    if out.is_empty() {
+        out.push(strip(handle, rel, &RecordBatch::new_empty(schema))?);
     }
     Ok(out)
 }
 
-fn strip(b: &RecordBatch) -> Result<RecordBatch> {
+/// Reads every row of the points element below `handle`, part by part (see [`read_part`]).
+pub fn read_element(handle: &DataHandle) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for rel in part_files(handle)? {
+        out.extend(read_part(handle, &rel)?);
+    }
+    Ok(out)
+}
+
+fn strip(handle: &DataHandle, rel: &str, b: &RecordBatch) -> Result<RecordBatch> {
     let schema = b.schema();
     let keep: Vec<usize> = (0..schema.fields().len()).filter(|&i| schema.field(i).name() != DASK_INDEX).collect();
     let fields: Vec<Arc<Field>> = keep.iter().map(|&i| schema.fields()[i].clone()).collect();
     let columns: Vec<ArrayRef> = keep.iter().map(|&i| b.column(i).clone()).collect();
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options).map_err(|e| Error::CorruptMetadata {
-        path: PathBuf::from("points.parquet"),
-        reason: e.to_string(),
-    })
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+        .map_err(|e| Error::CorruptMetadata { path: handle.describe(rel), reason: e.to_string() })
 }

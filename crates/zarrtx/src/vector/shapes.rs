@@ -2,28 +2,31 @@
 //! (points with a `radius`) or polygons and multipolygons, plus a group `zarr.json` as spatialdata 0.8 writes it.
 
 use super::common::{
-    check_transformations, group_document, invalid, pandas_metadata, parquet_read_error, parquet_write_error,
-    open_writer, sync_tree, transformations_json, write_json,
+    check_transformations, group_document, invalid, pandas_metadata, transformations_json, ParquetBuffer,
 };
 use super::wkb;
 use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
+use crate::storage::DataHandle;
 use crate::transform::Transformation;
 use arrow_array::{
     Array, ArrayRef, BinaryArray, Float32Array, Float64Array, Int64Array, LargeBinaryArray, LargeStringArray,
     RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Axes of shapes elements (spatialdata's shapes are 2-D).
 pub const AXES: [&str; 2] = ["x", "y"];
+
+/// The GeoParquet file of a shapes element, relative to the element.
+pub const DATA: &str = "shapes.parquet";
 
 /// The column pandas uses for a non-default index.
 pub const PANDAS_INDEX: &str = "__index_level_0__";
@@ -302,10 +305,11 @@ pub fn to_record_batch(name: &ElementName, data: &ShapesData) -> Result<RecordBa
         .map_err(|e| invalid(name, format!("the columns do not form a table: {e}")))
 }
 
-/// Writes the complete element into `dir` (fresh, owned by the caller): `shapes.parquet`, then `zarr.json`; with
-/// `durable`, fsyncs everything. Validates first. Returns the element's `zarr.json` tree.
+/// Writes the complete element below `handle` (a fresh prefix, owned by the caller): `shapes.parquet` (encoded in
+/// memory, then stored), then `zarr.json`; with `durable`, makes both durable. Validates first. Returns the element's
+/// `zarr.json` tree.
 pub fn write_element(
-    dir: &Path,
+    handle: &DataHandle,
     name: &ElementName,
     data: &ShapesData,
     spec: &ShapesSpec,
@@ -313,26 +317,26 @@ pub fn write_element(
 ) -> Result<NodeTree> {
     validate(name, data, spec)?;
     let batch = to_record_batch(name, data)?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let path = dir.join("shapes.parquet");
-    let mut w = open_writer(name, &path, &batch.schema())?;
-    w.write(&batch).map_err(|e| parquet_write_error(name, &path, e))?;
-    w.close().map_err(|e| parquet_write_error(name, &path, e))?;
+    let mut w = ParquetBuffer::open(name, handle, DATA.to_string(), &batch.schema())?;
+    w.write(&batch)?;
+    let mut written = vec![w.store()?];
     let group = group_json(spec);
-    write_json(&dir.join("zarr.json"), &group)?;
+    handle.put_json("zarr.json", &group)?;
+    written.push("zarr.json".into());
     if durable {
-        sync_tree(dir)?;
+        handle.sync(&written)?;
     }
     Ok(NodeTree::from([(String::new(), group)]))
 }
 
-/// Reads a GeoParquet file (as written by zarrtx, geopandas or spatialdata) into [`ShapesData`]: the primary
-/// geometry column (WKB) decoded, `radius` as float64, the pandas index column (if any) as the index, every other
-/// column as an extra column. Errors are reported against `path`.
-pub fn read_geoparquet(path: &Path) -> Result<ShapesData> {
-    let corrupt = |reason: String| Error::CorruptMetadata { path: path.to_path_buf(), reason };
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_read_error(path, e))?;
+/// Decodes a GeoParquet file (as written by zarrtx, geopandas or spatialdata; in memory as [`Bytes`], or a `File`)
+/// into [`ShapesData`]: the primary geometry column (WKB) decoded, `radius` as float64, the pandas index column (if
+/// any) as the index, every other column as an extra column. The error is the reason the file cannot be read; the
+/// caller names the file.
+pub fn read_geoparquet<R: ChunkReader + 'static>(reader: R) -> std::result::Result<ShapesData, String> {
+    let corrupt = |reason: String| reason;
+    let unreadable = |e: parquet::errors::ParquetError| format!("unreadable Parquet file: {e}");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(unreadable)?;
     let schema = builder.schema().clone();
     let kv: HashMap<String, String> = builder
         .metadata()
@@ -359,8 +363,10 @@ pub fn read_geoparquet(path: &Path) -> Result<ShapesData> {
         .and_then(|p| serde_json::from_str::<Value>(p).ok())
         .and_then(|p| p.get("index_columns")?.as_array()?.first()?.as_str().map(str::to_string))
         .or_else(|| schema.column_with_name(PANDAS_INDEX).map(|_| PANDAS_INDEX.to_string()));
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| parquet_read_error(path, e))?;
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| parquet_read_error(path, e))?;
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(unreadable)?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("unreadable Parquet file: {e}"))?;
     let bare = Arc::new(Schema::new(schema.fields().clone()));
     let batches: Vec<RecordBatch> = batches
         .into_iter()
@@ -434,7 +440,8 @@ fn index_values(col: &ArrayRef) -> Option<ShapesIndex> {
     Some(ShapesIndex::Str(a.iter().map(|s| s.unwrap_or_default().to_string()).collect()))
 }
 
-/// Reads the shapes element stored in `dir`.
-pub fn read_element(dir: &Path) -> Result<ShapesData> {
-    read_geoparquet(&dir.join("shapes.parquet"))
+/// Reads the shapes element stored below `handle`.
+pub fn read_element(handle: &DataHandle) -> Result<ShapesData> {
+    let bytes = Bytes::from(handle.read(DATA)?);
+    read_geoparquet(bytes).map_err(|reason| Error::CorruptMetadata { path: handle.describe(DATA), reason })
 }
