@@ -461,3 +461,88 @@ fn a_fill_commit_that_died_during_or_after_the_swap_is_finished_by_the_next() {
         assert!(!staged.exists() && !aside.exists(), "the old array is removed");
     }
 }
+
+/// A handle on `root` with advisory locks off: every handle plays another process on a node of its own. Writes of
+/// the root `zarr.json` are delayed by 0–60 ms at random, so that two writers' updates of it cross often.
+fn lockless(root: &Path) -> Hierarchy {
+    let posix: Arc<dyn zarrtx::storage::Storage> = Arc::new(zarrtx::storage::PosixStorage::new(root, true).with_locks(false));
+    let slow = Arc::new(zarrtx::storage::FaultyStorage::new(posix));
+    slow.set_hook(Some(Arc::new(|op: &str, key: &str, phase| {
+        if op.starts_with("put") && key == "zarr.json" && phase == zarrtx::storage::Phase::Before {
+            std::thread::sleep(Duration::from_millis(Rng::new().below(60)));
+        }
+    })));
+    Hierarchy::open_with_storage(slow, &OpenOptions { advisory_locks: false, ..common::test_options() }).unwrap()
+}
+
+#[test]
+fn concurrent_create_commits_without_locks_keep_every_array_in_the_consolidated_metadata() {
+    for round in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("h.zarr");
+        nwb_like(&root);
+        let paths: Vec<String> = (0..6).map(|i| format!("processing/r{round}/a{i}")).collect();
+        let barrier = std::sync::Barrier::new(paths.len());
+        std::thread::scope(|s| {
+            for p in &paths {
+                let (root, barrier) = (&root, &barrier);
+                s.spawn(move || {
+                    let h = lockless(root);
+                    let info = h.create_plan(p, ArrayTarget::Create(spec(&[20, 4], &[10, 4], None)), PartLayout::Count(1)).unwrap();
+                    h.write_part(&info.plan_id, 0, blocks_of(&info.parts[0], 20, 0, Duration::ZERO), &PlanOptions::default()).unwrap();
+                    barrier.wait();
+                    assert!(h.commit_plan(&info.plan_id).unwrap().consolidated);
+                });
+            }
+        });
+        let listed = consolidated(&root);
+        for p in &paths {
+            assert!(listed.contains_key(p), "round {round}: {p} is missing from the consolidated metadata");
+            assert_eq!(read(&root, p), expected(&[20, 4], 0));
+        }
+        assert!(listed.contains_key("processing") && listed.contains_key(&format!("processing/r{round}")));
+    }
+}
+
+#[test]
+fn concurrent_fill_commits_of_one_array_without_locks_lose_no_part() {
+    for round in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("h.zarr");
+        std::fs::create_dir_all(&root).unwrap();
+        let h = lockless(&root);
+        let whole = vec![0..100u64, 0..10u64];
+        let created = h.create_plan("a", ArrayTarget::Create(spec(&[100, 10], &[10, 10], None)), PartLayout::Count(1)).unwrap();
+        h.write_part(&created.plan_id, 0, blocks_of(&whole, 100, 0, Duration::ZERO), &PlanOptions::default()).unwrap();
+        h.commit_plan(&created.plan_id).unwrap();
+        // Two fills of disjoint halves, planned against the same array, committed at the same time by two handles.
+        let halves = [vec![0..50u64, 0..10u64], vec![50..100u64, 0..10u64]];
+        let plans: Vec<_> = halves
+            .iter()
+            .map(|half| {
+                let p = h.create_plan("a", ArrayTarget::Fill, PartLayout::Regions(vec![half.clone()])).unwrap();
+                h.write_part(&p.plan_id, 0, blocks_of(half, 10, 5, Duration::ZERO), &PlanOptions::default()).unwrap();
+                p
+            })
+            .collect();
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for p in &plans {
+                let (root, barrier) = (&root, &barrier);
+                s.spawn(move || {
+                    let h = lockless(root);
+                    barrier.wait();
+                    h.commit_plan(&p.plan_id)
+                });
+            }
+        });
+        // Each fill's commit is whole or refused; a refused one (the array changed under it) is committed again
+        // against the array as it is now.
+        for p in &plans {
+            if h.plan_status(&p.plan_id).unwrap().committed.is_none() {
+                panic!("round {round}: fill plan {} did not commit", p.plan_id);
+            }
+        }
+        assert_eq!(read(&root, "a"), expected(&[100, 10], 5), "round {round}: both halves of the fills are there");
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::array_spec::level_of;
 use super::nodes::{a_node, missing_ancestors, node_path, node_type, read_doc};
-use super::record::{ArrayPlanRecord, DirId, ARRAY_PLAN_KIND};
+use super::record::{ArrayPlanRecord, ARRAY_PLAN_KIND};
 use super::{ArrayMode, ArrayPlanInfo, ArrayTarget, Hierarchy};
 use crate::error::{Error, Result};
 use crate::layout;
@@ -78,12 +78,8 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
         storage.create_dir(&staging)?;
         storage.create_dir(&parts_dir_key(&plan_id))?;
         DataHandle::new(h.storage.clone(), staging.clone()).put_json(layout::ROOT_ZARR_JSON, &metadata)?;
-        // The staged directory's identity is the commit protocol's (it still needs a local path).
-        let dir = storage.local_path(&staging).ok_or_else(|| Error::UnsafeMedium {
-            path: h.root().to_path_buf(),
-            reason: "this storage backend cannot stage array data".into(),
-        })?;
-        let staged_id = DirId::of(&dir)?.ok_or_else(|| Error::io(&dir, std::io::ErrorKind::NotFound.into()))?;
+        // How a commit interrupted after moving the staged tree recognizes it at the target later.
+        let staged_identity = storage.identity(&staging)?;
         let plan = ArrayPlanInfo {
             plan_id: plan_id.clone(),
             path: path.clone(),
@@ -97,7 +93,8 @@ pub(crate) fn create(h: &Hierarchy, path: &str, target: ArrayTarget, parts: Part
             created_ms: now_ms(),
             writer: WriterInfo::current(),
         };
-        let record = ArrayPlanRecord { format: PLAN_FORMAT, kind: ARRAY_PLAN_KIND.into(), plan, staged_id };
+        let record =
+            ArrayPlanRecord { format: PLAN_FORMAT, kind: ARRAY_PLAN_KIND.into(), plan, staged_identity, staged_id: None };
         // zarrs must accept the array (codecs, fill value) before any worker starts.
         h.staged_level(&record)?.check().map_err(|e| match e {
             Error::Zarr { reason, .. } => Error::InvalidPlan {

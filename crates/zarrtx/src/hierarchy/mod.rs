@@ -45,8 +45,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The lock file that serializes commits of array plans in one hierarchy.
-const HIERARCHY_LOCK: &str = ".zarrtx/locks/hierarchy.lock";
 
 /// What an array plan does to the array at its path.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +156,13 @@ impl Hierarchy {
         }
         let storage: Arc<dyn Storage> =
             Arc::new(PosixStorage::new(&root, options.durable).with_locks(options.advisory_locks));
+        Hierarchy::open_with_storage(storage, options)
+    }
+
+    /// Opens the hierarchy whose root group is at the root of `storage` (any backend), as [`Hierarchy::open`] does.
+    pub fn open_with_storage(storage: Arc<dyn Storage>, options: &OpenOptions) -> Result<Hierarchy> {
+        let root = storage.location();
+        let not = |reason: &str| Error::NotAHierarchy { path: root.clone(), reason: reason.into() };
         if storage.exists(&layout::log_key(0))? {
             return Err(not(
                 "it is a zarrtx SpatialData store: write its images and labels with Store::create_plan \

@@ -1,6 +1,6 @@
 //! Nodes of a plain Zarr v3 hierarchy: array paths, reading a node's `zarr.json`, creating missing parent groups,
-//! keeping the root's inline consolidated metadata (hdmf-zarr and `zarr.consolidate_metadata` write one) in step,
-//! and swapping two directories atomically.
+//! and keeping the root's inline consolidated metadata (hdmf-zarr and `zarr.consolidate_metadata` write one) in
+//! step without locks.
 
 use crate::error::{Error, Result};
 use crate::layout;
@@ -101,52 +101,84 @@ pub(crate) fn create_groups(storage: &dyn Storage, paths: &[String]) -> Result<(
     Ok(())
 }
 
-/// Adds the array `path` (with its document `array`) and every ancestor group the root's inline consolidated
-/// metadata does not list yet (with its `zarr.json` as on disk) to that metadata, when the root has one; the root
-/// `zarr.json` is replaced atomically. Returns whether it had one. Running this again changes nothing, and a
-/// commit that died between creating the groups and this step is completed by the next.
-pub(crate) fn add_to_consolidated(storage: &dyn Storage, path: &str, array: &Value) -> Result<bool> {
-    let Some(mut root) = read_doc(storage, "")? else { return Ok(false) };
-    let Some(meta) = root.pointer_mut("/consolidated_metadata/metadata").and_then(Value::as_object_mut) else {
-        return Ok(false);
-    };
-    for g in ancestors(path) {
-        if !meta.contains_key(&g) {
-            // zarr-python lists a group inside the root's consolidated metadata with an empty one of its own.
-            let mut doc = read_doc(storage, &g)?.unwrap_or_else(group_doc);
-            if let Value::Object(m) = &mut doc {
-                m.insert(
-                    "consolidated_metadata".into(),
-                    json!({"kind": "inline", "must_understand": false, "metadata": Map::new()}),
-                );
-            }
-            meta.insert(g, doc);
+/// The arrays committed by create plans of the hierarchy whose records are still there: (path, `zarr.json`).
+fn committed_arrays(storage: &dyn Storage) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for id in storage.list(layout::PLANS_DIR)? {
+        let Ok(Some(commit)) = get_json::<super::ArrayCommit>(storage, &crate::plan::committed_key(&id), "a commit record") else {
+            continue;
+        };
+        if commit.mode != super::ArrayMode::Create {
+            continue;
+        }
+        if let Some(doc) = read_doc(storage, &commit.path)? {
+            out.push((commit.path, doc));
         }
     }
-    meta.insert(path.to_string(), array.clone());
-    storage.put(layout::ROOT_ZARR_JSON, &json_bytes(storage, layout::ROOT_ZARR_JSON, &root)?)?;
-    Ok(true)
+    Ok(out)
 }
 
-/// Swaps the directories `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`): a reader sees one or the other at
-/// each path, never neither. Returns `false` when the filesystem cannot exchange (then nothing happened).
-pub(crate) fn exchange(a: &Path, b: &Path) -> Result<bool> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| Error::io(p, std::io::Error::other(e)));
-    let (ca, cb) = (c(a)?, c(b)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD with absolute or cwd-relative paths.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE)
-    };
-    if rc == 0 {
-        return Ok(true);
+/// Makes the root's inline consolidated metadata (when the root has one) list every array that create plans
+/// committed, with every ancestor group it does not list yet (with its `zarr.json` as on disk). Returns whether the
+/// root has consolidated metadata.
+///
+/// No lock is needed: the root is re-read after every write and written again while an entry is missing, and each
+/// writer puts in *every* committed array (their commit records exist before their consolidation starts), so one
+/// writer's stale read can drop another's entry only until that very writer re-reads the root. Where the medium has
+/// compare-and-swap, the root is replaced only if it did not change since it was read.
+pub(crate) fn consolidate(storage: &dyn Storage) -> Result<bool> {
+    let cas = storage.capabilities().conditional_replace;
+    for round in 0..64u32 {
+        let (root_bytes, tag) = if cas {
+            match storage.get_tagged(layout::ROOT_ZARR_JSON)? {
+                Some((b, t)) => (Some(b), Some(t)),
+                None => (None, None),
+            }
+        } else {
+            (storage.get(layout::ROOT_ZARR_JSON)?, None)
+        };
+        let Some(bytes) = root_bytes else { return Ok(false) };
+        let mut root: Value = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptMetadata {
+            path: storage.location().join(layout::ROOT_ZARR_JSON),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        let Some(meta) = root.pointer_mut("/consolidated_metadata/metadata").and_then(Value::as_object_mut) else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        for (path, array) in committed_arrays(storage)? {
+            for g in ancestors(&path) {
+                if !meta.contains_key(&g) {
+                    // zarr-python lists a group inside the root's consolidated metadata with an empty one of its own.
+                    let mut doc = read_doc(storage, &g)?.unwrap_or_else(group_doc);
+                    if let Value::Object(m) = &mut doc {
+                        m.insert(
+                            "consolidated_metadata".into(),
+                            json!({"kind": "inline", "must_understand": false, "metadata": Map::new()}),
+                        );
+                    }
+                    meta.insert(g, doc);
+                    changed = true;
+                }
+            }
+            if meta.get(&path) != Some(&array) {
+                meta.insert(path, array);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(true);
+        }
+        let bytes = json_bytes(storage, layout::ROOT_ZARR_JSON, &root)?;
+        if cas {
+            storage.put_if_match(layout::ROOT_ZARR_JSON, &bytes, tag.as_ref())?;
+        } else {
+            storage.put(layout::ROOT_ZARR_JSON, &bytes)?;
+        }
+        // Another writer may have read the root before this write: look again (after a short, growing pause).
+        std::thread::sleep(std::time::Duration::from_micros(500 << round.min(6)));
     }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => Ok(false),
-        _ => Err(Error::io(b, e)),
-    }
+    Err(Error::Contention { name: "the hierarchy's consolidated metadata".into(), attempts: 64 })
 }
 
 #[cfg(test)]
@@ -163,17 +195,4 @@ mod tests {
         assert!(ancestors("a").is_empty());
     }
 
-    #[test]
-    fn exchange_swaps_directories() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b) = (d.path().join("a"), d.path().join("b"));
-        std::fs::create_dir(&a).unwrap();
-        std::fs::create_dir(&b).unwrap();
-        std::fs::write(a.join("f"), b"a").unwrap();
-        std::fs::write(b.join("f"), b"b").unwrap();
-        if exchange(&a, &b).unwrap() {
-            assert_eq!(std::fs::read(a.join("f")).unwrap(), b"b");
-            assert_eq!(std::fs::read(b.join("f")).unwrap(), b"a");
-        }
-    }
 }

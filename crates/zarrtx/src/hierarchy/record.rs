@@ -8,31 +8,18 @@ use crate::storage::json::get_json;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::Path;
 
 /// The `kind` of an array plan's record (element plans of SpatialData stores have none).
 pub(crate) const ARRAY_PLAN_KIND: &str = "array";
 
-/// A directory's identity on its filesystem: it survives renames, so the commit can tell whether the array at the
-/// target path is the one this plan staged.
+/// The identity of a plan's staged directory as plans written before identities were strings recorded it (device
+/// and inode on POSIX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DirId {
     /// Device number.
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
-}
-
-impl DirId {
-    /// The identity of `path`, or `None` when nothing is there.
-    pub fn of(path: &Path) -> Result<Option<DirId>> {
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::symlink_metadata(path) {
-            Ok(m) => Ok(Some(DirId { dev: m.dev(), ino: m.ino() })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(path, e)),
-        }
-    }
 }
 
 /// The contents of an array plan's `plan.json`.
@@ -45,11 +32,26 @@ pub(crate) struct ArrayPlanRecord {
     /// The plan.
     #[serde(flatten)]
     pub plan: ArrayPlanInfo,
-    /// Identity of the staging directory.
-    pub staged_id: DirId,
+    /// Identity of the staging directory ([`Storage::identity`]): it survives renames, so a commit can tell whether
+    /// the array at the target path is the one this plan staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_identity: Option<String>,
+    /// The same, as plans written by earlier versions recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_id: Option<DirId>,
 }
 
 impl ArrayPlanRecord {
+    /// Whether the tree at `key` is this plan's staged directory (moved there by an earlier commit attempt).
+    pub fn is_staged_tree(&self, storage: &dyn Storage, key: &str) -> Result<bool> {
+        let Some(found) = storage.identity(key)? else { return Ok(false) };
+        Ok(match (&self.staged_identity, self.staged_id) {
+            (Some(id), _) => *id == found,
+            (None, Some(old)) => format!("{}:{}", old.dev, old.ino) == found,
+            (None, None) => false,
+        })
+    }
+
     /// Reads the array plan `plan_id`; `PlanNotFound` when there is none (or the plan is an element plan).
     pub fn load(storage: &dyn Storage, plan_id: &str) -> Result<ArrayPlanRecord> {
         let id = canonical_id(plan_id)?;
