@@ -192,6 +192,21 @@ impl Snapshot {
         Ok(self.committer.latest_state()?.displaced.get(&generation).map(|d| layout::trash_key(d.version, &key)))
     }
 
+    /// Whether the element's installed location may still hold this (displaced, not yet evicted) generation: no
+    /// newer generation of the name is installed there.
+    fn location_holds(&self, record: &ElementRecord) -> Result<bool> {
+        let latest = self.committer.latest_state()?;
+        let Some(current) = latest.get(&record.name) else { return Ok(true) };
+        if current.version == record.version || current.installed_key() != record.installed_key() {
+            return Ok(true);
+        }
+        // A newer generation is at the location once its staged data moved there.
+        match &current.staged {
+            Some(staged) => self.committer.storage.exists(staged),
+            None => Ok(false),
+        }
+    }
+
     /// Where this generation's data is now.
     fn locate(&self, record: &ElementRecord) -> Result<Location> {
         let storage = self.committer.storage.as_ref();
@@ -207,10 +222,11 @@ impl Snapshot {
             }
         }
         let installed = record.installed_key();
-        if storage.exists(&format!("{installed}/zarr.json"))? {
+        let displaced = trash.is_some();
+        if (!displaced || self.location_holds(record)?) && storage.exists(&format!("{installed}/zarr.json"))? {
             return Ok(Location::Installed(installed));
         }
-        // Evicted between the two checks: look again where it went.
+        // Evicted between the checks: look again where it went.
         if let Some(trash) = &trash {
             if storage.exists(&format!("{trash}/zarr.json"))? {
                 return Ok(Location::Trash(trash.clone()));
@@ -220,7 +236,7 @@ impl Snapshot {
         Err(Error::VersionNotAvailable {
             version: self.state.version,
             latest,
-            reason: if trash.is_some() {
+            reason: if displaced {
                 format!("the data of '{}' at this version was reclaimed by gc", record.name)
             } else {
                 format!("the data of '{}' is missing from the store (run `zarrtx verify`)", record.name)
@@ -245,7 +261,7 @@ impl Snapshot {
                 }
             }
             Location::Installed(_) => match self.trash_of(record)? {
-                Some(trash) => Ok(!storage.exists(&trash)?),
+                Some(trash) => Ok(!storage.exists(&trash)? && self.location_holds(record)?),
                 None => Ok(true),
             },
         }

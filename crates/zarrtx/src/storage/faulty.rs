@@ -151,7 +151,8 @@ impl FaultyStorage {
                 Fault::FailFrom(k) if n >= *k => return Err(self.injected(key, &format!("dead from operation {k}"))),
                 Fault::Delay { key_contains, duration } if key.contains(key_contains.as_str()) => std::thread::sleep(*duration),
                 Fault::FullAfter(limit) => {
-                    if let Some(b) = write_bytes {
+                    // Only writes that add bytes fail on a full medium (deletes, renames still work).
+                    if let Some(b) = write_bytes.filter(|&b| b > 0) {
                         let total = self.written.fetch_add(b as u64, Ordering::SeqCst) + b as u64;
                         if total > *limit {
                             return Err(Error::StorageFull { path: self.inner.location().join(key) });
