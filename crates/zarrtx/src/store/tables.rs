@@ -1,17 +1,23 @@
 //! Tables in the store: adding a table, concurrent row appends (guarantee G7), and snapshot reads.
 //!
 //! An append holds a short per-table lock while it (1) reads the committed table metadata, (2) checks the new
-//! rows' schema and instance ids (against the table's id index, O(rows of the touched regions)), (3) writes the
-//! rows' chunks beyond the committed length — the one partially filled boundary chunk per array is replaced
-//! atomically with identical old rows — and (4) commits an `append` entry carrying the grown metadata. Publishing
-//! then writes the grown `zarr.json` files in an order that makes any intermediate state fail loudly for plain
-//! readers. zarrtx readers bound every array by the committed length, so they never see uncommitted rows. The
-//! lock only orders appenders of one table (they would otherwise write the same boundary chunks); the commit
-//! still checks that nothing changed underneath and refuses with `Conflict` otherwise.
+//! rows' schema and instance ids (against the table's id index, O(rows of the touched regions)), (3) writes every
+//! file the append changes into its own staging area (`.zarrtx/staging/<txn>`): the rows' chunks beyond the
+//! committed length, and the one partially filled boundary chunk per array rewritten whole with identical old rows,
+//! (4) moves the staged files over the live table's (each move atomic, none changing a committed row) and (5)
+//! commits an `append` entry carrying the grown metadata. Publishing then writes the grown `zarr.json` files in an
+//! order that makes any intermediate state fail loudly for plain readers. zarrtx readers bound every array by the
+//! committed length, so they never see uncommitted rows. The commit still checks that nothing changed underneath
+//! and refuses with `Conflict` otherwise.
+//!
+//! TRANSITIONAL: step (4) comes before the commit, so the per-table lock is still what keeps two appenders from
+//! installing boundary chunks over each other (a loser's installed boundary chunk would overwrite a winner's
+//! committed rows). Once installation moves after the commit (publication), a loser installs nothing.
 
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::log::Op;
+use crate::meta::NodeTree;
 use crate::name::{ElementName, ElementType};
 use crate::snapshot::Snapshot;
 use crate::storage::DataHandle;
@@ -35,7 +41,7 @@ impl Store {
         };
         let durable = self.durable();
         self.add_staged_with_runs(&name, ElementType::Tables, options.overwrite, runs, |staged| {
-            table::write_table(&staged.local_dir()?, &name, data, durable)
+            table::write_table(staged, &name, data, durable)
         })
     }
 
@@ -66,16 +72,15 @@ impl Store {
                 });
             }
             self.ensure_applied(record.version)?;
-            let dir_key = record.installed_key();
-            let dir = DataHandle::new(self.inner.storage.clone(), dir_key.clone()).local_dir()?;
-            let plan = table::plan_append(&dir, &record.name, &record.tree, rows)?;
+            let live = DataHandle::new(self.inner.storage.clone(), record.installed_key());
+            let plan = table::plan_append(&live, &record.name, &record.tree, rows)?;
             let mut new_runs = Vec::new();
             if let Some(a) = &rows.annotation {
                 let ids = table_ids::ids_by_region(name.as_str(), &rows.obs, &a.region_key, &a.instance_key)?;
                 let mut runs = record.id_runs.clone();
                 if runs.is_empty() && plan.base_rows > 0 {
                     // A table written by another tool has no index yet: build it once from its rows.
-                    let existing = table::read_table(&dir, &record.name, &record.tree)?;
+                    let existing = table::read_table(&live, &record.name, &record.tree)?;
                     let old = table_ids::ids_by_region(name.as_str(), &existing.obs, &a.region_key, &a.instance_key)?;
                     runs = table_ids::write_runs(self.storage(), &old)?;
                     new_runs.extend(runs.iter().cloned());
@@ -83,13 +88,8 @@ impl Store {
                 table_ids::check_unique(name.as_str(), self.storage(), &runs, &ids)?;
                 new_runs.extend(table_ids::write_runs(self.storage(), &ids)?);
             }
-            table::write_append(&dir, &record.name, &record.tree, &plan, rows, self.durable())?;
-            // The grown region list too, before the commit: it keeps the committed regions first, so readers
-            // bounded by any committed shape read a correct prefix, and a snapshot at the new version finds it.
-            for (rel, bytes) in &plan.replaced_files {
-                self.storage().put_relaxed(&format!("{dir_key}/{rel}"), bytes)?;
-            }
             let txn = uuid::Uuid::new_v4().to_string();
+            self.stage_and_install_append(&txn, &live, &record.name, &record.tree, &plan, rows)?;
             let result = self.commit(&txn, name.as_str(), |state| {
                 let current = state
                     .get(&name)
@@ -117,11 +117,45 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes the append's files into the staging area of transaction `txn` (never into `live`), then moves them
+    /// over the live table's in the order [`table::write_append`] gives and removes the staging area. The staging
+    /// area is locked meanwhile, so `gc` leaves it alone however long the write takes.
+    ///
+    /// TRANSITIONAL: this installs before the append's commit; the commit protocol will install after it.
+    fn stage_and_install_append(
+        &self,
+        txn: &str,
+        live: &DataHandle,
+        name: &ElementName,
+        tree: &NodeTree,
+        plan: &table::AppendPlan,
+        rows: &TableData,
+    ) -> Result<()> {
+        let storage = self.storage();
+        let in_use = storage.locks().lock_exclusive(&layout::staging_lock_key(txn))?;
+        let staging = DataHandle::new(self.inner.storage.clone(), layout::staging_key(txn));
+        let durable = self.durable();
+        let result = (|| {
+            let keys = table::write_append(live, &staging, name, tree, plan, rows, durable)?;
+            let installed = table::install_staged_files(storage, staging.prefix(), live.prefix(), &keys)?;
+            if durable {
+                storage.sync(&installed)?;
+            }
+            Ok(())
+        })();
+        let _ = staging.delete_tree("");
+        drop(in_use);
+        let _ = storage.delete(&layout::staging_lock_key(txn));
+        result
+    }
+}
+
 impl Snapshot {
     /// Reads table `name` exactly as committed at this snapshot's version (rows appended later are not seen).
     pub fn read_table(&self, name: &str) -> Result<TableData> {
         let n = self.record_of(name)?.name.clone();
-        self.read_with(name, |data, tree| table::read_table(&data.local_dir()?, &n, tree))
+        self.read_with(name, |data, tree| table::read_table(data, &n, tree))
     }
 
     /// Size, columns and regions of table `name` at this snapshot's version.
