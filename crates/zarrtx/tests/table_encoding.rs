@@ -207,7 +207,7 @@ fn write_append(
     let staging = DataHandle::new(live.storage().clone(), format!(".staging-{}", STAGED.fetch_add(1, Ordering::Relaxed)));
     let keys = table::write_append(&live, &staging, name, tree, plan, rows, durable)?;
     for k in &keys {
-        assert!(live.storage().replace_file(&staging.key(k), &live.key(k))?, "{k} was staged");
+        assert!(live.storage().replace_file(&staging.key(&table::staged_key(k)), &live.key(k))?, "{k} was staged");
     }
     assert!(staging.list_recursive("")?.is_empty(), "every staged file is installed");
     staging.delete_tree("")?;

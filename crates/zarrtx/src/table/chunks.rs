@@ -3,12 +3,13 @@
 //! that also holds rows `< start` is read, updated and written whole), and reading rows `[0, n)`.
 //!
 //! Everything goes through [`DataHandle`]s: an [`Io`] reads committed data from one handle (the live table, or the
-//! table being written) and writes chunks into another (a private area: the fresh directory of a new table, or an
+//! table being written) and writes chunks into another (a private area: the fresh area of a new table, or an
 //! append's staging area, never a live table). Chunks are encoded with zarrs' codec chain (whatever the array's
 //! `zarr.json` says, including sharding) and written as whole objects by this module. A chunk holding only the
 //! fill value is still written: a file left beyond the committed rows by an interrupted append must never survive
 //! into a later append's rows.
 
+use super::append::staged_key;
 use crate::error::{Error, Result};
 use crate::name::ElementName;
 use crate::storage::DataHandle;
@@ -242,10 +243,13 @@ pub(crate) fn meta_dtype(meta: &Value) -> Option<&str> {
 }
 
 /// Where chunks are read and written: committed data is read (through zarrs) from one handle; chunks are written
-/// into another (or the same), a private area (the fresh directory of a new table, or an append's staging area) that no reader looks at and no
-/// other writer touches until a commit publishes it. The keys written are remembered (for [`Io::sync_written`]).
+/// into another (or the same), a private area (the fresh area of a new table, or an append's staging area) that no
+/// reader looks at and no other writer touches until a commit publishes it. The keys written are remembered (for
+/// [`Io::written`] and [`Io::sync_written`]).
 pub(crate) struct Io<'a> {
     write: DataHandle,
+    /// Writes go to [`staged_key`]`(rel)` (an append's staging area) instead of `rel`.
+    flat: bool,
     pub name: &'a ElementName,
     store: Arc<dyn ReadableStorageTraits>,
     written: Mutex<BTreeSet<String>>,
@@ -254,17 +258,31 @@ pub(crate) struct Io<'a> {
 impl<'a> Io<'a> {
     /// An I/O context that reads and writes table `name` at `handle` (a table being written, or one only read).
     pub fn new(handle: &DataHandle, name: &'a ElementName) -> Self {
-        Io::staged(handle, handle, name)
+        Io::with(handle, handle, false, name)
     }
 
-    /// An I/O context that reads the committed table at `read` and writes into `write` under the same relative
-    /// keys.
-    pub fn staged(read: &DataHandle, write: &DataHandle, name: &'a ElementName) -> Self {
+    /// An I/O context that reads the committed table at `live` and writes the staged copy of each file `rel` at
+    /// [`staged_key`]`(rel)` of `staging`.
+    pub fn staging(live: &DataHandle, staging: &DataHandle, name: &'a ElementName) -> Self {
+        Io::with(live, staging, true, name)
+    }
+
+    fn with(read: &DataHandle, write: &DataHandle, flat: bool, name: &'a ElementName) -> Self {
         Io {
             write: write.clone(),
+            flat,
             name,
             store: Arc::new(WholeObjectReads(read.zarr_store())),
             written: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The key of the write handle that receives the table file `rel`.
+    fn target(&self, rel: &str) -> String {
+        if self.flat {
+            staged_key(rel)
+        } else {
+            rel.to_string()
         }
     }
 
@@ -285,24 +303,26 @@ impl<'a> Io<'a> {
             .map_err(|e| self.zarr_err(path, format!("cannot open: {e}")))
     }
 
-    /// Writes the object `rel` (relative to the table) into the write handle. The write area is private, so the
-    /// backend may write in place ([`DataHandle::put_private`]); durable after [`Io::sync_written`].
+    /// Writes the table file `rel` (relative to the table) into the write handle. The write area is private, so
+    /// the backend may write in place ([`DataHandle::put_private`]); durable after [`Io::sync_written`].
     pub fn put_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
-        self.write.put_private(rel, bytes)?;
+        self.write.put_private(&self.target(rel), bytes)?;
         if let Ok(mut w) = self.written.lock() {
             w.insert(rel.to_string());
         }
         Ok(())
     }
 
-    /// Keys (relative to the table) of the objects written through this context, sorted.
+    /// Keys (relative to the table, whatever key of the write handle received them) of the files written through
+    /// this context, sorted.
     pub fn written(&self) -> Vec<String> {
         self.written.lock().map(|w| w.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Makes every object written through this context durable, with the directory entries naming them.
     pub fn sync_written(&self) -> Result<()> {
-        self.write.sync(&self.written())
+        let keys: Vec<String> = self.written().iter().map(|rel| self.target(rel)).collect();
+        self.write.sync(&keys)
     }
 
     /// Encodes one full chunk `buf` of `array` at `idx` and writes it.

@@ -30,10 +30,11 @@
 //! [`plan_append`] checks that a batch of rows has the table's schema and computes the table's metadata after the
 //! append; [`write_append`] writes every file the append changes (the rows' chunks, the boundary chunk of each
 //! array rewritten whole with its committed rows unchanged, new category entries, the grown region list) into a
-//! staging area under the keys they have in the table, and writes nothing into the live table. Once the append is
-//! committed, `install_staged_files` moves them over the live table's files one by one (atomic replacements that
-//! never change a committed row), and publication writes the grown `zarr.json` documents. An appender that loses
-//! the race to commit has changed nothing. Readers bounded by the committed metadata never see uncommitted rows.
+//! staging area, one flat file per table file ([`staged_key`]), and writes nothing into the live table. Once the
+//! append is committed, `install_staged_files` moves them over the live table's files one by one (atomic
+//! replacements that never change a committed row), and publication writes the grown `zarr.json` documents. An
+//! appender that loses the race to commit has changed nothing. Readers bounded by the committed metadata never see
+//! uncommitted rows.
 //!
 //! Every byte goes through a [`DataHandle`](crate::storage::DataHandle) (a storage and a key prefix), so tables
 //! live on any [`Storage`](crate::storage::Storage) backend.
@@ -57,7 +58,7 @@ use crate::raster::RasterArray;
 use std::collections::BTreeMap;
 
 pub(crate) use append::install_staged_files;
-pub use append::{plan_append, write_append};
+pub use append::{plan_append, staged_key, write_append, MAX_STAGED_NAME};
 pub use info::describe;
 pub use read::read_table;
 pub use validate::validate;

@@ -236,9 +236,10 @@ fn staged_append_leaves_the_live_table_unchanged_until_installed() {
         let keys = write_append(&live, &staging, &name(), &tree0, &plan, &rows, true).unwrap();
         assert_eq!(dump(&live), before, "nothing of the live table changed");
         let staged: Vec<String> = staging.list_recursive("").unwrap().into_iter().map(|(k, _)| k).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(staged, sorted, "exactly the returned keys are staged");
+        let mut want: Vec<String> = keys.iter().map(|k| staged_key(k)).collect();
+        want.sort();
+        assert_eq!(staged, want, "exactly the returned keys are staged, flat (no directory tree)");
+        assert_eq!(staging.list("").unwrap(), want);
         assert!(keys.iter().all(|k| !k.ends_with("zarr.json")));
         // The boundary chunks (holding committed rows 4096..5000) are staged whole, under the live keys.
         for k in ["obs/_index/c/1", "obs/instance_id/c/1", "obs/region/codes/c/1", "X/c/1/0", "obsm/spatial/c/1/0"] {
@@ -290,6 +291,21 @@ fn a_losing_appender_changes_nothing() {
     assert_eq!(rows_of(&read_table(&live, &name(), &plan_w.tree).unwrap()), want);
     assert_eq!(rows_of(&read_table(&live, &name(), &tree0).unwrap()), rows_of(&base));
     assert_eq!(read_table(&live, &name(), &plan_w.tree).unwrap().annotation.unwrap().region, vec!["a", "b"]);
+}
+
+#[test]
+fn staged_keys_are_flat_distinct_and_short() {
+    assert_eq!(staged_key("obs/_index/c/1"), "obs%2F_index%2Fc%2F1");
+    assert_eq!(staged_key("uns/spatialdata_attrs/region/c.0"), "uns%2Fspatialdata_attrs%2Fregion%2Fc.0");
+    // Percent signs are escaped too, so no two keys share a staged name.
+    assert_ne!(staged_key("a%2Fb"), staged_key("a/b"));
+    assert_eq!(staged_key("a%2Fb"), "a%252Fb");
+    // A name too long for a file name is replaced by a hash of the key.
+    let long = format!("obs/{}/values/c/0", "x".repeat(240));
+    let other = format!("obs/{}/values/c/1", "x".repeat(240));
+    assert!(staged_key(&long).starts_with('~') && staged_key(&long).len() == 33);
+    assert_ne!(staged_key(&long), staged_key(&other));
+    assert!(!staged_key(&long).contains('/'));
 }
 
 #[test]
