@@ -8,7 +8,6 @@
 
 pub mod adopt;
 pub mod commit;
-pub(crate) mod durable;
 pub mod error;
 pub mod layout;
 pub mod log;

@@ -293,9 +293,9 @@ fn install(storage: &dyn Storage, entry: &LogEntry, moves: &[Move]) -> Result<()
             }
             Op::Append { table, staged: Some(staged), staged_files, .. } => {
                 let live = layout::element_key(ElementType::Tables, table);
-                for rel in staged_files {
-                    storage.replace_file(&format!("{staged}/{rel}"), &format!("{live}/{rel}"))?;
-                }
+                let installed = crate::table::install_staged_files(storage, staged, &live, staged_files)?;
+                // The new directory entries of the rows' files are made durable before anything publishes them.
+                storage.sync(&installed)?;
                 storage.delete_tree(staged)?;
             }
             // An append of an earlier version wrote its rows in place; only its small files remain to be written.

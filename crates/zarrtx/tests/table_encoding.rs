@@ -9,8 +9,10 @@ use arrow_schema::{DataType, Field, Schema};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use zarrtx::meta::NodeTree;
+use zarrtx::storage::{DataHandle, PosixStorage, Storage};
 use zarrtx::table::{self, Annotation, Matrix, TableData, UnsValue};
 use zarrtx::{ElementName, Error, RasterArray};
 
@@ -182,6 +184,36 @@ fn concat(a: &TableData, b: &TableData) -> (RecordBatch, Vec<f64>, Vec<f64>) {
     (obs, x, spatial)
 }
 
+/// The table stored in directory `dir`, as a handle on a POSIX storage rooted at its parent directory (so that an
+/// append's staging area can sit next to it, as a store's staging areas sit next to its elements).
+fn at(dir: &Path) -> DataHandle {
+    let storage: Arc<dyn Storage> = Arc::new(PosixStorage::new(dir.parent().unwrap(), false));
+    DataHandle::new(storage, dir.file_name().unwrap().to_str().unwrap())
+}
+
+/// Stages the planned append next to the table in `dir` ([`table::write_append`] writes nothing into the table),
+/// then moves the staged files over the table's in the order returned (what the commit protocol does once the
+/// append is committed) and removes the staging area.
+fn write_append(
+    dir: &Path,
+    name: &ElementName,
+    tree: &NodeTree,
+    plan: &table::AppendPlan,
+    rows: &TableData,
+    durable: bool,
+) -> zarrtx::Result<()> {
+    static STAGED: AtomicUsize = AtomicUsize::new(0);
+    let live = at(dir);
+    let staging = DataHandle::new(live.storage().clone(), format!(".staging-{}", STAGED.fetch_add(1, Ordering::Relaxed)));
+    let keys = table::write_append(&live, &staging, name, tree, plan, rows, durable)?;
+    for k in &keys {
+        assert!(live.storage().replace_file(&staging.key(&table::staged_key(k)), &live.key(k))?, "{k} was staged");
+    }
+    assert!(staging.list_recursive("")?.is_empty(), "every staged file is installed");
+    staging.delete_tree("")?;
+    Ok(())
+}
+
 /// Writes the `zarr.json` documents of `tree` under `dir` (what publication does).
 fn publish_tree(dir: &Path, tree: &NodeTree) {
     for (p, meta) in tree {
@@ -258,7 +290,7 @@ fn round_trip_every_column_type_matrix_and_uns() {
         instance_key: "instance_id".into(),
     });
     let dir = tmp.path().join("cells");
-    let tree = table::write_table(&dir, &name(), &t, true).unwrap();
+    let tree = table::write_table(&at(&dir), &name(), &t, true).unwrap();
     // The tree is what is on disk.
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&std::fs::read(dir.join("obs/zarr.json")).unwrap()).unwrap(), tree["obs"]);
     assert_eq!(tree[""]["attributes"]["encoding-type"], "anndata");
@@ -274,7 +306,7 @@ fn round_trip_every_column_type_matrix_and_uns() {
     assert_eq!(tree["uns/b"]["attributes"]["encoding-type"], "numeric-scalar");
     assert_eq!(tree["uns/s"]["attributes"]["encoding-type"], "string");
 
-    let back = table::read_table(&dir, &name(), &tree).unwrap();
+    let back = table::read_table(&at(&dir), &name(), &tree).unwrap();
     assert_same_frame(&back.obs, &t.obs);
     assert_eq!(back.obs_index, "_index");
     assert_same_frame(&back.var, &t.var);
@@ -308,8 +340,8 @@ fn empty_table_and_unannotated_table() {
     let obs = batch(vec![("_index", Arc::new(StringArray::from(Vec::<String>::new())) as ArrayRef)]);
     let t = TableData::new(obs, "_index", var(0), "gene");
     let dir = tmp.path().join("t");
-    let tree = table::write_table(&dir, &name(), &t, false).unwrap();
-    let back = table::read_table(&dir, &name(), &tree).unwrap();
+    let tree = table::write_table(&at(&dir), &name(), &t, false).unwrap();
+    let back = table::read_table(&at(&dir), &name(), &tree).unwrap();
     assert_eq!(back.obs.num_rows(), 0);
     assert_eq!(back.annotation, None);
     assert!(!tree.contains_key("uns/spatialdata_attrs"));
@@ -320,27 +352,27 @@ fn append_equals_concatenation_and_old_tree_reads_old_table() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cells");
     let base = cells(5000, 0, &["lab"], 5);
-    let tree0 = table::write_table(&dir, &name(), &base, false).unwrap();
+    let tree0 = table::write_table(&at(&dir), &name(), &base, false).unwrap();
     let rows = cells(1234, 5000, &["lab", "lab2"], 5);
-    let plan = table::plan_append(&dir, &name(), &tree0, &rows).unwrap();
+    let plan = table::plan_append(&at(&dir), &name(), &tree0, &rows).unwrap();
     assert_eq!((plan.base_rows, plan.new_rows), (5000, 1234));
     assert_eq!(plan.tree[""]["attributes"]["region"], serde_json::json!(["lab", "lab2"]));
     assert_eq!(plan.tree["obs/region/categories"]["shape"], serde_json::json!([2]));
     assert_eq!(plan.replaced_files.len(), 1);
     assert_eq!(plan.replaced_files[0].0, "uns/spatialdata_attrs/region/c/0");
-    table::write_append(&dir, &name(), &tree0, &plan, &rows, true).unwrap();
+    write_append(&dir, &name(), &tree0, &plan, &rows, true).unwrap();
 
     // Snapshot safety: before publication (and after), the old tree reads the old table.
-    let old = table::read_table(&dir, &name(), &tree0).unwrap();
+    let old = table::read_table(&at(&dir), &name(), &tree0).unwrap();
     assert_same_frame(&old.obs, &base.obs);
     assert_eq!(dense(old.x.as_ref().unwrap()), dense(base.x.as_ref().unwrap()));
     assert_eq!(old.obsm, base.obsm);
     publish(&dir, &plan);
-    let old = table::read_table(&dir, &name(), &tree0).unwrap();
+    let old = table::read_table(&at(&dir), &name(), &tree0).unwrap();
     assert_same_frame(&old.obs, &base.obs);
     assert_eq!(old.annotation, base.annotation);
 
-    let new = table::read_table(&dir, &name(), &plan.tree).unwrap();
+    let new = table::read_table(&at(&dir), &name(), &plan.tree).unwrap();
     let (obs, x, spatial) = concat(&base, &rows);
     assert_same_frame(&new.obs, &obs);
     assert_eq!(dense(new.x.as_ref().unwrap()).1, x);
@@ -354,14 +386,14 @@ fn append_equals_concatenation_and_old_tree_reads_old_table() {
 
     // A second append on top of the grown tree; the first tree still reads the first table.
     let more = cells(10, 6234, &["lab3"], 5);
-    let plan2 = table::plan_append(&dir, &name(), &plan.tree, &more).unwrap();
-    table::write_append(&dir, &name(), &plan.tree, &plan2, &more, false).unwrap();
+    let plan2 = table::plan_append(&at(&dir), &name(), &plan.tree, &more).unwrap();
+    write_append(&dir, &name(), &plan.tree, &plan2, &more, false).unwrap();
     publish(&dir, &plan2);
-    let all = table::read_table(&dir, &name(), &plan2.tree).unwrap();
+    let all = table::read_table(&at(&dir), &name(), &plan2.tree).unwrap();
     assert_eq!(all.obs.num_rows(), 6244);
     assert_eq!(all.annotation.unwrap().region, vec!["lab", "lab2", "lab3"]);
     assert_eq!(column_strings(&all.obs, "region")[6243], "lab3");
-    let first = table::read_table(&dir, &name(), &tree0).unwrap();
+    let first = table::read_table(&at(&dir), &name(), &tree0).unwrap();
     assert_same_frame(&first.obs, &base.obs);
 }
 
@@ -382,13 +414,13 @@ fn append_dense_x_layers_nullable_columns_and_new_categories() {
         t
     };
     let base = mk(4100, 0, &["a", "b"]);
-    let tree0 = table::write_table(&dir, &name(), &base, false).unwrap();
+    let tree0 = table::write_table(&at(&dir), &name(), &base, false).unwrap();
     // The batch's dictionary orders categories differently and adds one.
     let rows = mk(50, 4100, &["c", "b", "a"]);
-    let plan = table::plan_append(&dir, &name(), &tree0, &rows).unwrap();
+    let plan = table::plan_append(&at(&dir), &name(), &tree0, &rows).unwrap();
     assert!(plan.replaced_files.is_empty());
-    table::write_append(&dir, &name(), &tree0, &plan, &rows, false).unwrap();
-    let new = table::read_table(&dir, &name(), &plan.tree).unwrap();
+    write_append(&dir, &name(), &tree0, &plan, &rows, false).unwrap();
+    let new = table::read_table(&at(&dir), &name(), &plan.tree).unwrap();
     let obs = arrow_select::concat::concat_batches(&base.obs.schema(), [&base.obs, &rows.obs]).unwrap();
     assert_same_frame(&new.obs, &obs);
     let kind = new.obs.column_by_name("kind").unwrap();
@@ -400,7 +432,7 @@ fn append_dense_x_layers_nullable_columns_and_new_categories() {
     let mut l = dense(&base.layers["raw"]).1;
     l.extend(dense(&rows.layers["raw"]).1);
     assert_eq!(dense(&new.layers["raw"]).1, l);
-    let old = table::read_table(&dir, &name(), &tree0).unwrap();
+    let old = table::read_table(&at(&dir), &name(), &tree0).unwrap();
     assert_same_frame(&old.obs, &base.obs);
     assert_eq!(old.x, base.x);
     assert_eq!(old.layers, base.layers);
@@ -411,14 +443,14 @@ fn concurrent_reader_of_the_old_tree_always_sees_the_old_table() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cells");
     let base = cells(300, 0, &["lab"], 3);
-    let tree0 = table::write_table(&dir, &name(), &base, false).unwrap();
+    let tree0 = table::write_table(&at(&dir), &name(), &base, false).unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let (dir, tree0, stop, want) = (dir.clone(), tree0.clone(), stop.clone(), base.clone());
         std::thread::spawn(move || {
             let mut reads = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
-                let t = table::read_table(&dir, &name(), &tree0).unwrap();
+                let t = table::read_table(&at(&dir), &name(), &tree0).unwrap();
                 assert_same_frame(&t.obs, &want.obs);
                 assert_eq!(dense(t.x.as_ref().unwrap()), dense(want.x.as_ref().unwrap()));
                 reads += 1;
@@ -430,14 +462,14 @@ fn concurrent_reader_of_the_old_tree_always_sees_the_old_table() {
     let mut n = 300;
     for k in 0..15 {
         let rows = cells(7 + k, n, &["lab"], 3);
-        let plan = table::plan_append(&dir, &name(), &tree, &rows).unwrap();
-        table::write_append(&dir, &name(), &tree, &plan, &rows, false).unwrap();
+        let plan = table::plan_append(&at(&dir), &name(), &tree, &rows).unwrap();
+        write_append(&dir, &name(), &tree, &plan, &rows, false).unwrap();
         n += 7 + k;
         tree = plan.tree;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
-    assert_eq!(table::read_table(&dir, &name(), &tree).unwrap().obs.num_rows(), n);
+    assert_eq!(table::read_table(&at(&dir), &name(), &tree).unwrap().obs.num_rows(), n);
 }
 
 /// Inode and content of every file under `dir`, by relative path (a replaced file gets a new inode).
@@ -464,11 +496,11 @@ fn append_cost_is_o1_chunk_files_per_array() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cells");
     let base = cells(100_000, 0, &["lab"], 4);
-    let tree0 = table::write_table(&dir, &name(), &base, false).unwrap();
+    let tree0 = table::write_table(&at(&dir), &name(), &base, false).unwrap();
     let before = snapshot(&dir);
     let rows = cells(1000, 100_000, &["lab"], 4);
-    let plan = table::plan_append(&dir, &name(), &tree0, &rows).unwrap();
-    table::write_append(&dir, &name(), &tree0, &plan, &rows, false).unwrap();
+    let plan = table::plan_append(&at(&dir), &name(), &tree0, &rows).unwrap();
+    write_append(&dir, &name(), &tree0, &plan, &rows, false).unwrap();
     let after = snapshot(&dir);
     let changed: Vec<&PathBuf> = after.keys().filter(|p| before.get(*p) != after.get(*p)).collect();
     assert!(before.keys().all(|p| after.contains_key(p)), "no file disappears");
@@ -486,7 +518,7 @@ fn append_cost_is_o1_chunk_files_per_array() {
     for a in ["obs/cell_id", "obs/region/codes", "obs/instance_id", "X/data", "X/indices", "X/indptr", "obsm/spatial"] {
         assert!(per_array.contains_key(a), "{a} not written: {per_array:?}");
     }
-    let new = table::read_table(&dir, &name(), &plan.tree).unwrap();
+    let new = table::read_table(&at(&dir), &name(), &plan.tree).unwrap();
     assert_eq!(new.obs.num_rows(), 101_000);
     assert_eq!(column_strings(&new.obs, "cell_id")[100_999], "cell100999");
 }
@@ -496,7 +528,7 @@ fn schema_mismatches_are_refused_naming_the_column() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cells");
     let base = cells(10, 0, &["lab"], 3);
-    let tree = table::write_table(&dir, &name(), &base, false).unwrap();
+    let tree = table::write_table(&at(&dir), &name(), &base, false).unwrap();
     let good = cells(5, 10, &["lab"], 3);
     let with_obs = |obs: RecordBatch| {
         let mut t = good.clone();
@@ -518,41 +550,41 @@ fn schema_mismatches_are_refused_naming_the_column() {
     };
     // Missing column.
     let missing = with_obs(batch(cols("area")));
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &missing), &["'area'", "missing"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &missing), &["'area'", "missing"]);
     // Extra column.
     let mut c = cols("");
     c.push(("extra", Arc::new(Int32Array::from(vec![1; 5]))));
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &with_obs(batch(c))), &["'extra'", "not in the table"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &with_obs(batch(c))), &["'extra'", "not in the table"]);
     // Retyped column: n_counts int32 → int64.
     let mut c = cols("n_counts");
     c.push(("n_counts", Arc::new(Int64Array::from(vec![1; 5]))));
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &with_obs(batch(c))), &["'n_counts'", "Int64", "int32"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &with_obs(batch(c))), &["'n_counts'", "Int64", "int32"]);
     // Nulls into a column stored without a mask.
     let mut c = cols("n_counts");
     c.push(("n_counts", Arc::new(Int32Array::from(vec![Some(1), None, Some(1), Some(1), Some(1)]))));
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &with_obs(batch(c))), &["'n_counts'", "nulls"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &with_obs(batch(c))), &["'n_counts'", "nulls"]);
     // Different var index.
     let mut other_var = good.clone();
     other_var.var = batch(vec![("gene", Arc::new(StringArray::from(vec!["gene0", "geneX", "gene2"])) as ArrayRef)]);
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &other_var), &["var index", "outer join", "geneX"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &other_var), &["var index", "outer join", "geneX"]);
     // X of another kind.
     let mut dense_x = good.clone();
     dense_x.x = Some(Matrix::Dense(f32_2d(5, 3, 0.0)));
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &dense_x), &["X", "dense"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &dense_x), &["X", "dense"]);
     // Missing obsm.
     let mut no_obsm = good.clone();
     no_obsm.obsm.clear();
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &no_obsm), &["obsm"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &no_obsm), &["obsm"]);
     // Duplicate instance ids within the batch.
     let mut c = cols("instance_id");
     c.push(("instance_id", Arc::new(Int64Array::from(vec![1, 2, 3, 2, 5]))));
-    expect_invalid(table::plan_append(&dir, &name(), &tree, &with_obs(batch(c))), &["instance id 2", "'lab'"]);
+    expect_invalid(table::plan_append(&at(&dir), &name(), &tree, &with_obs(batch(c))), &["instance id 2", "'lab'"]);
     // A stale plan is refused by write_append.
-    let plan = table::plan_append(&dir, &name(), &tree, &good).unwrap();
+    let plan = table::plan_append(&at(&dir), &name(), &tree, &good).unwrap();
     let other = cells(6, 10, &["lab"], 3);
-    expect_invalid(table::write_append(&dir, &name(), &tree, &plan, &other, false), &["plan_append again"]);
+    expect_invalid(write_append(&dir, &name(), &tree, &plan, &other, false), &["plan_append again"]);
     // The good batch goes through.
-    table::write_append(&dir, &name(), &tree, &plan, &good, false).unwrap();
+    write_append(&dir, &name(), &tree, &plan, &good, false).unwrap();
 }
 
 #[test]
@@ -580,7 +612,7 @@ fn validation_errors() {
     table::validate(&name(), &ok).unwrap();
     // Region column not categorical.
     let plain = replace("region", Arc::new(StringArray::from(vec!["lab", "lab2", "lab", "lab2", "lab", "lab2"])));
-    expect_invalid(table::write_table(&dir, &name(), &plain, false), &["'region'", "categorical"]);
+    expect_invalid(table::write_table(&at(&dir), &name(), &plain, false), &["'region'", "categorical"]);
     assert!(!dir.exists(), "nothing is written for an invalid table");
     // int8 instance ids.
     let i8s = replace("instance_id", Arc::new(Int8Array::from(vec![1, 2, 3, 4, 5, 6])));
@@ -677,12 +709,12 @@ fn python_interop_fixture() {
         full.obsm.insert("spatial".into(), RasterArray::F32(ArrayD::from_shape_vec(IxDyn(&[5321, 2]), v).unwrap()));
         full.annotation.as_mut().unwrap().region = vec!["lab".into(), "lab2".into()];
     }
-    table::write_table(&store.join("tables/full"), &ElementName::new("full").unwrap(), &full, true).unwrap();
+    table::write_table(&at(&store.join("tables/full")), &ElementName::new("full").unwrap(), &full, true).unwrap();
     let appended = store.join("tables/appended");
     let an = ElementName::new("appended").unwrap();
-    let tree = table::write_table(&appended, &an, &a, true).unwrap();
-    let plan = table::plan_append(&appended, &an, &tree, &b).unwrap();
-    table::write_append(&appended, &an, &tree, &plan, &b, true).unwrap();
+    let tree = table::write_table(&at(&appended), &an, &a, true).unwrap();
+    let plan = table::plan_append(&at(&appended), &an, &tree, &b).unwrap();
+    write_append(&appended, &an, &tree, &plan, &b, true).unwrap();
     publish(&appended, &plan);
 
     // Every kind of column, dense X, CSR layer, uns.
@@ -716,13 +748,13 @@ fn python_interop_fixture() {
         ("d".to_string(), UnsValue::Dict(BTreeMap::from([("x".to_string(), UnsValue::Int(1)), ("y".to_string(), UnsValue::Dict(BTreeMap::from([("z".to_string(), UnsValue::Str("w".into()))])))]))),
     ]);
     t.annotation = Some(Annotation { region: vec!["lab".into()], region_key: "region".into(), instance_key: "instance_id".into() });
-    table::write_table(&store.join("tables/kinds"), &ElementName::new("kinds").unwrap(), &t, true).unwrap();
+    table::write_table(&at(&store.join("tables/kinds")), &ElementName::new("kinds").unwrap(), &t, true).unwrap();
 
     if let Some(input) = std::env::var_os("TABLE_IN") {
         let input = PathBuf::from(input);
         let tree = load_tree(&input);
         let tn = ElementName::new("table").unwrap();
-        let existing = table::read_table(&input, &tn, &tree).unwrap();
+        let existing = table::read_table(&at(&input), &tn, &tree).unwrap();
         let n0 = existing.obs.num_rows();
         let ids: Vec<String> = (0..3).map(|i| format!("new{i}")).collect();
         let schema = existing.obs.schema();
@@ -738,8 +770,8 @@ fn python_interop_fixture() {
         }
         let mut rows = TableData::new(batch(cols), &existing.obs_index, existing.var.clone(), &existing.var_index);
         rows.x = existing.x.as_ref().map(|_| Matrix::Dense(f32_2d(3, existing.n_vars() as usize, 0.0)));
-        let plan = table::plan_append(&input, &tn, &tree, &rows).unwrap();
-        table::write_append(&input, &tn, &tree, &plan, &rows, true).unwrap();
+        let plan = table::plan_append(&at(&input), &tn, &tree, &rows).unwrap();
+        write_append(&input, &tn, &tree, &plan, &rows, true).unwrap();
         publish(&input, &plan);
         // Remove the consolidated metadata the table group may carry (it would describe the old shapes).
         eprintln!("appended 3 rows to {} rows of {}", n0, input.display());

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use zarrtx::table::{Annotation, Matrix, TableData};
-use zarrtx::{Error, RasterArray, Store};
+use zarrtx::storage::{MemoryStorage, Storage};
+use zarrtx::{Error, OpenOptions, RasterArray, Store};
 
 const VARS: usize = 5;
 
@@ -105,6 +106,24 @@ fn sixteen_threads_append_their_regions_and_every_row_is_there_once() {
     assert_eq!(store.version().unwrap(), 1 + 32);
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
+}
+
+/// Tables need no local path: a store on the in-memory backend adds a table, appends to it (each append staged and
+/// installed through the storage) and reads every version back.
+#[test]
+fn tables_live_on_an_in_memory_store() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let store = Store::open_with_storage(storage.clone(), &OpenOptions::default()).unwrap();
+    let v0 = store.add_table("cells", &rows("a", 0, 5000), &Default::default()).unwrap().version;
+    let v1 = store.append("cells", &rows("a", 5000, 100)).unwrap().version;
+    store.append("cells", &rows("b", 0, 50)).unwrap();
+    assert_eq!(table_rows(&store, None, "cells"), expected(&[("a", 0, 5100), ("b", 0, 50)]));
+    assert_eq!(table_rows(&store, Some(v1), "cells"), expected(&[("a", 0, 5100)]));
+    assert_eq!(table_rows(&store, Some(v0), "cells"), expected(&[("a", 0, 5000)]));
+    assert!(storage.list(zarrtx::layout::STAGING_DIR).unwrap().is_empty(), "no staging area is left behind");
+    let err = store.append("cells", &rows("a", 10, 5)).unwrap_err();
+    assert!(matches!(&err, Error::InvalidElement { reason, .. } if reason.contains("already exists")), "{err}");
+    assert_eq!(table_rows(&store, None, "cells"), expected(&[("a", 0, 5100), ("b", 0, 50)]));
 }
 
 #[test]
@@ -219,6 +238,7 @@ fn sigkilled_appenders_leave_the_table_at_a_committed_length() {
     let store = open(&path);
     let appended = store.snapshot(None).unwrap().table_info("cells").unwrap().n_obs - 10;
     assert!(appended >= 37 * 8, "the appenders made progress between kills ({appended} rows)");
+    wait_for_leases_to_expire();
     store.gc(Duration::ZERO).unwrap();
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report:?}");

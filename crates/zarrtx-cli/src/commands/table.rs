@@ -311,7 +311,7 @@ pub fn stored_table(store: &Store, name: &str) -> CliResult<Option<StoredTable>>
             }
             pruned.insert(k.clone(), v);
         }
-        zarrtx::table::read_table(&dir.local_dir()?, &ename, &pruned)
+        zarrtx::table::read_table(dir, &ename, &pruned)
     })?;
     Ok(Some(StoredTable { schema, n_obs: info.n_obs, x: info.x }))
 }

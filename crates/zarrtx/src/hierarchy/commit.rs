@@ -17,7 +17,7 @@
 //!   interrupted by a crash is finished by the next one: the staged tree's identity tells whether it was moved to
 //!   the path already.
 
-use super::nodes::{a_node, consolidate, create_groups, missing_ancestors, read_doc};
+use super::nodes::{a_node, consolidate, create_groups, has_consolidated, missing_ancestors, read_doc};
 use super::record::ArrayPlanRecord;
 use super::{ArrayCommit, ArrayMode, Hierarchy};
 use crate::error::{Error, Result};
@@ -73,6 +73,9 @@ pub(crate) fn commit(h: &Hierarchy, plan_id: &str) -> Result<ArrayCommit> {
         ArrayMode::Create => publish_new(h, &record, &array_turn)?,
         ArrayMode::Fill => publish_filled(h, &record, &array_turn)?,
     };
+    // The record comes before the consolidation, which lists every committed array: it says whether the root has
+    // consolidated metadata to list this one in.
+    let done = ArrayCommit { consolidated: done.mode == ArrayMode::Create && has_consolidated(storage)?, ..done };
     let key = committed_key(&id);
     storage.put_if_absent(&key, &json_bytes(storage, &key, &done)?)?;
     drop(array_turn);

@@ -101,6 +101,11 @@ pub(crate) fn create_groups(storage: &dyn Storage, paths: &[String]) -> Result<(
     Ok(())
 }
 
+/// Whether the root `zarr.json` has inline consolidated metadata.
+pub(crate) fn has_consolidated(storage: &dyn Storage) -> Result<bool> {
+    Ok(read_doc(storage, "")?.is_some_and(|r| r.pointer("/consolidated_metadata/metadata").is_some_and(Value::is_object)))
+}
+
 /// The arrays committed by create plans of the hierarchy whose records are still there: (path, `zarr.json`).
 fn committed_arrays(storage: &dyn Storage) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::new();

@@ -1,25 +1,78 @@
 //! Chunk-level I/O for table arrays: typed 1-D/2-D values ([`Vals`]), the `zarr.json` of one array, writing rows
 //! `[start, start + n)` of a row-indexed array (chunks entirely at or beyond `start` are written fresh; the one chunk
-//! that also holds rows `< start` is read, updated and replaced atomically), reading rows `[0, n)`, and fsync.
+//! that also holds rows `< start` is read, updated and written whole), and reading rows `[0, n)`.
 //!
-//! Chunks are encoded with zarrs' codec chain (whatever the array's `zarr.json` says, including sharding) and
-//! written as plain files by this module, so that a replacement can be atomic (temp file + rename in the same
-//! directory). A chunk holding only the fill value is still written: a file left beyond the committed rows by an
-//! interrupted append must never survive into a later append's rows.
+//! Everything goes through [`DataHandle`]s: an [`Io`] reads committed data from one handle (the live table, or the
+//! table being written) and writes chunks into another (a private area: the fresh area of a new table, or an
+//! append's staging area, never a live table). Chunks are encoded with zarrs' codec chain (whatever the array's
+//! `zarr.json` says, including sharding) and written as whole objects by this module. A chunk holding only the
+//! fill value is still written: a file left beyond the committed rows by an interrupted append must never survive
+//! into a later append's rows.
 
+use super::append::staged_key;
 use crate::error::{Error, Result};
 use crate::name::ElementName;
+use crate::storage::DataHandle;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::Arc;
 use zarrs::array::{Array, ArrayMetadata, ArrayToBytesCodecTraits, CodecOptions, Element, ElementOwned};
-use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator, InvalidByteRangeError};
+use zarrs::storage::{
+    MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, ReadableWritableListableStorage, StorageError, StoreKey,
+};
 
-/// A zarrs array on the local filesystem.
-pub(crate) type FsArray = Array<FilesystemStore>;
+/// A zarrs array over a [`DataHandle`] (see [`DataHandle::zarr_store`]), read through [`WholeObjectReads`].
+pub(crate) type TableArray = Array<dyn ReadableStorageTraits>;
+
+/// zarrs reads over a handle's zarr store ([`DataHandle::zarr_store`]) that read each object with one `get` and
+/// serve every byte range of a request from those bytes. A partial read through the store takes the object's size
+/// and then a range of it in two operations, which can straddle the installation of an append's boundary chunk (a
+/// reader bounded by the committed rows then gets part of the new file, or a length error); one whole read sees
+/// the old chunk or the new one, and both hold the committed rows.
+struct WholeObjectReads(ReadableWritableListableStorage);
+
+impl ReadableStorageTraits for WholeObjectReads {
+    fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+        self.0.get(key)
+    }
+
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let Some(bytes) = self.0.get(key)? else {
+            return Ok(None);
+        };
+        let size = bytes.len() as u64;
+        let parts: Vec<Result<_, StorageError>> = byte_ranges
+            .map(|range| {
+                let (start, end) = match range {
+                    ByteRange::FromStart(offset, None) => (offset, size),
+                    ByteRange::FromStart(offset, Some(length)) => (offset, offset.saturating_add(length)),
+                    ByteRange::Suffix(length) => (size.saturating_sub(length), size),
+                };
+                if start > end || end > size {
+                    Err(StorageError::from(InvalidByteRangeError::new(range, size)))
+                } else {
+                    Ok(bytes.slice(start as usize..end as usize))
+                }
+            })
+            .collect();
+        Ok(Some(Box::new(parts.into_iter())))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.0.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        false
+    }
+}
 
 /// Default rows per chunk of 1-D row-indexed arrays (obs columns, codes, masks, indptr, var columns).
 pub(crate) const ROW_CHUNK: u64 = 4096;
@@ -189,28 +242,48 @@ pub(crate) fn meta_dtype(meta: &Value) -> Option<&str> {
     meta.get("data_type")?.as_str()
 }
 
-/// Where chunks are read and written: the table's directory, with the files written so far (for fsync).
+/// Where chunks are read and written: committed data is read (through zarrs) from one handle; chunks are written
+/// into another (or the same), a private area (the fresh area of a new table, or an append's staging area) that no
+/// reader looks at and no other writer touches until a commit publishes it. The keys written are remembered (for
+/// [`Io::written`] and [`Io::sync_written`]).
 pub(crate) struct Io<'a> {
-    pub dir: PathBuf,
+    write: DataHandle,
+    /// Writes go to [`staged_key`]`(rel)` (an append's staging area) instead of `rel`.
+    flat: bool,
     pub name: &'a ElementName,
-    store: Arc<FilesystemStore>,
-    written: Mutex<BTreeSet<PathBuf>>,
+    store: Arc<dyn ReadableStorageTraits>,
+    written: Mutex<BTreeSet<String>>,
 }
 
 impl<'a> Io<'a> {
-    /// An I/O context on `dir` (created if missing) for table `name`.
-    pub fn new(dir: &Path, name: &'a ElementName) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let store = FilesystemStore::new(dir).map(Arc::new).map_err(|e| Error::Zarr {
-            name: name.to_string(),
-            reason: format!("cannot open {} as a zarr store: {e}", dir.display()),
-        })?;
-        Ok(Io {
-            dir: dir.to_path_buf(),
+    /// An I/O context that reads and writes table `name` at `handle` (a table being written, or one only read).
+    pub fn new(handle: &DataHandle, name: &'a ElementName) -> Self {
+        Io::with(handle, handle, false, name)
+    }
+
+    /// An I/O context that reads the committed table at `live` and writes the staged copy of each file `rel` at
+    /// [`staged_key`]`(rel)` of `staging`.
+    pub fn staging(live: &DataHandle, staging: &DataHandle, name: &'a ElementName) -> Self {
+        Io::with(live, staging, true, name)
+    }
+
+    fn with(read: &DataHandle, write: &DataHandle, flat: bool, name: &'a ElementName) -> Self {
+        Io {
+            write: write.clone(),
+            flat,
             name,
-            store,
+            store: Arc::new(WholeObjectReads(read.zarr_store())),
             written: Mutex::new(BTreeSet::new()),
-        })
+        }
+    }
+
+    /// The key of the write handle that receives the table file `rel`.
+    fn target(&self, rel: &str) -> String {
+        if self.flat {
+            staged_key(rel)
+        } else {
+            rel.to_string()
+        }
     }
 
     /// A zarr error for this table.
@@ -221,91 +294,53 @@ impl<'a> Io<'a> {
         }
     }
 
-    /// The array at `path` (relative to the table) described by `meta`; nothing is read or written.
-    pub fn array(&self, path: &str, meta: &Value) -> Result<FsArray> {
+    /// The array at `path` (relative to the table) described by `meta`, reading from the read handle; nothing is
+    /// read or written.
+    pub fn array(&self, path: &str, meta: &Value) -> Result<TableArray> {
         let metadata: ArrayMetadata = serde_json::from_value(meta.clone())
             .map_err(|e| self.zarr_err(path, format!("metadata is not valid Zarr: {e}")))?;
         Array::new_with_metadata(self.store.clone(), &format!("/{path}"), metadata)
             .map_err(|e| self.zarr_err(path, format!("cannot open: {e}")))
     }
 
-    /// Writes `bytes` to `path`: directly, or (when `atomic`) into a temp file of the same directory renamed over
-    /// `path`, so a concurrent reader sees either the old or the new file.
-    pub fn put_file(&self, path: &Path, bytes: &[u8], atomic: bool) -> Result<()> {
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        if atomic {
-            let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or("chunk");
-            let tmp = parent.join(format!(".{file_name}.tmp-{}", uuid::Uuid::new_v4().simple()));
-            let result = (|| {
-                let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-                f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-                f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-                std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result?;
-        } else {
-            std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
-        }
+    /// Writes the table file `rel` (relative to the table) into the write handle. The write area is private, so
+    /// the backend may write in place ([`DataHandle::put_private`]); durable after [`Io::sync_written`].
+    pub fn put_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        self.write.put_private(&self.target(rel), bytes)?;
         if let Ok(mut w) = self.written.lock() {
-            w.insert(path.to_path_buf());
+            w.insert(rel.to_string());
         }
         Ok(())
     }
 
-    /// Paths of the files written through this context.
-    pub fn written(&self) -> Vec<PathBuf> {
+    /// Keys (relative to the table, whatever key of the write handle received them) of the files written through
+    /// this context, sorted.
+    pub fn written(&self) -> Vec<String> {
         self.written.lock().map(|w| w.iter().cloned().collect()).unwrap_or_default()
     }
 
-    /// fsyncs every file written through this context, then every directory from their parents up to the
-    /// table directory (deepest first).
+    /// Makes every object written through this context durable, with the directory entries naming them.
     pub fn sync_written(&self) -> Result<()> {
-        let files = self.written();
-        files.par_iter().try_for_each(|p| fsync(p))?;
-        let mut dirs = BTreeSet::new();
-        for f in &files {
-            let mut d = f.parent();
-            while let Some(p) = d {
-                if !p.starts_with(&self.dir) || !dirs.insert(p.to_path_buf()) {
-                    break;
-                }
-                d = p.parent();
-            }
-        }
-        let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        dirs.iter().try_for_each(|d| fsync(d))
+        let keys: Vec<String> = self.written().iter().map(|rel| self.target(rel)).collect();
+        self.write.sync(&keys)
     }
 
-    /// Encodes one full chunk `buf` of `array` at `idx` and writes it (atomically when `atomic`).
-    fn store_chunk<T: Element>(&self, path: &str, array: &FsArray, idx: &[u64], buf: &[T], atomic: bool) -> Result<()> {
+    /// Encodes one full chunk `buf` of `array` at `idx` and writes it.
+    fn store_chunk<T: Element>(&self, path: &str, array: &TableArray, idx: &[u64], buf: &[T]) -> Result<()> {
         let bytes = T::to_array_bytes(array.data_type(), buf).map_err(|e| self.zarr_err(path, e))?;
         let shape = array.chunk_shape(idx).map_err(|e| self.zarr_err(path, e))?;
         let encoded = array
             .codecs()
             .encode(bytes, &shape, array.data_type(), array.fill_value(), &CodecOptions::default())
             .map_err(|e| self.zarr_err(path, e))?;
-        let file = self.dir.join(array.chunk_key(idx).as_str());
-        self.put_file(&file, &encoded, atomic)
+        self.put_file(array.chunk_key(idx).as_str().trim_start_matches('/'), &encoded)
     }
 }
 
-/// fsyncs one file or directory.
-pub(crate) fn fsync(path: &Path) -> Result<()> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
-}
-
-/// fsyncs every file under `dir`, then every directory, deepest first (shared with rasters and vectors).
-pub(crate) use crate::durable::sync_tree;
-
 /// Writes rows `[start, start + n)` of the 1-D or 2-D array at `path` (described by `meta`, whose shape already
 /// covers them) from `vals` (C order, `n × width` values). Chunks that start at or after `start` are encoded and
-/// written fresh; the one chunk that also holds rows before `start` is read, updated and replaced atomically, so
-/// rows `< start` keep their bytes' meaning and a concurrent reader sees the old or the new chunk.
+/// written fresh; the one chunk that also holds rows before `start` is read from the read handle, updated and
+/// written whole, so rows `< start` keep their bytes' meaning once the chunk replaces the committed one.
 pub(crate) fn write_rows(io: &Io<'_>, path: &str, meta: &Value, start: u64, vals: &Vals) -> Result<()> {
     let array = io.array(path, meta)?;
     let dtype = meta_dtype(meta).unwrap_or("");
@@ -315,7 +350,7 @@ pub(crate) fn write_rows(io: &Io<'_>, path: &str, meta: &Value, start: u64, vals
     with_vals!(vals, v => write_rows_t(io, path, meta, &array, start, v))
 }
 
-fn write_rows_t<T>(io: &Io<'_>, path: &str, meta: &Value, array: &FsArray, start: u64, data: &[T]) -> Result<()>
+fn write_rows_t<T>(io: &Io<'_>, path: &str, meta: &Value, array: &TableArray, start: u64, data: &[T]) -> Result<()>
 where
     T: Element + ElementOwned + Clone + Default + Send + Sync,
 {
@@ -366,7 +401,7 @@ where
                 };
             }
         }
-        io.store_chunk(path, array, &idx, &buf, boundary)
+        io.store_chunk(path, array, &idx, &buf)
     })
 }
 
@@ -383,7 +418,7 @@ pub(crate) fn write_whole(io: &Io<'_>, path: &str, meta: &Value, vals: &Vals) ->
         return Err(io.zarr_err(path, "expected a single chunk"));
     }
     let idx = vec![0u64; shape.len()];
-    with_vals!(vals, v => io.store_chunk(path, &array, &idx, v, false))
+    with_vals!(vals, v => io.store_chunk(path, &array, &idx, v))
 }
 
 /// Reads rows `[0, n)` of the 1-D or 2-D array at `path` (any dimension is accepted; the full extent of the other
@@ -425,6 +460,6 @@ pub(crate) fn encode_chunk(io: &Io<'_>, path: &str, meta: &Value, idx: &[u64], b
     Ok((key.as_str().trim_start_matches('/').to_string(), encoded.to_vec()))
 }
 
-fn element_bytes<'b, T: Element>(io: &Io<'_>, path: &str, array: &FsArray, v: &'b [T]) -> Result<zarrs::array::ArrayBytes<'b>> {
+fn element_bytes<'b, T: Element>(io: &Io<'_>, path: &str, array: &TableArray, v: &'b [T]) -> Result<zarrs::array::ArrayBytes<'b>> {
     T::to_array_bytes(array.data_type(), v).map_err(|e| io.zarr_err(path, e))
 }

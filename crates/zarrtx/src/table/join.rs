@@ -254,7 +254,7 @@ impl Store {
         let el = ElementName::new(name)?;
         table::validate(&el, rows)?;
         self.ensure_writable()?;
-        let _lock = self.storage().locks().lock_exclusive(&layout::table_lock_key(&el.collision_key()))?;
+        let _queue = self.storage().locks().lock_exclusive(&layout::table_lock_key(&el.collision_key())).ok();
         let state = self.latest_state()?;
         let Some(record) = state.get(&el).cloned() else {
             return self.add_table(name, rows, &AddOptions::default());

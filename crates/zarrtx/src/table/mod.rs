@@ -28,9 +28,16 @@
 //! # Appends
 //!
 //! [`plan_append`] checks that a batch of rows has the table's schema and computes the table's metadata after the
-//! append; [`write_append`] writes the rows' chunks into the live table directory without touching any
-//! `zarr.json` or any byte of the committed rows' meaning, so readers bounded by the committed metadata keep
-//! reading the old table until the new metadata is published.
+//! append; [`write_append`] writes every file the append changes (the rows' chunks, the boundary chunk of each
+//! array rewritten whole with its committed rows unchanged, new category entries, the grown region list) into a
+//! staging area, one flat file per table file ([`staged_key`]), and writes nothing into the live table. Once the
+//! append is committed, `install_staged_files` moves them over the live table's files one by one (atomic
+//! replacements that never change a committed row), and publication writes the grown `zarr.json` documents. An
+//! appender that loses the race to commit has changed nothing. Readers bounded by the committed metadata never see
+//! uncommitted rows.
+//!
+//! Every byte goes through a [`DataHandle`](crate::storage::DataHandle) (a storage and a key prefix), so tables
+//! live on any [`Storage`](crate::storage::Storage) backend.
 
 mod append;
 mod chunks;
@@ -50,7 +57,8 @@ use crate::meta::NodeTree;
 use crate::raster::RasterArray;
 use std::collections::BTreeMap;
 
-pub use append::{plan_append, write_append};
+pub(crate) use append::install_staged_files;
+pub use append::{plan_append, staged_key, write_append, MAX_STAGED_NAME};
 pub use info::describe;
 pub use read::read_table;
 pub use validate::validate;
@@ -220,9 +228,9 @@ pub struct AppendPlan {
     /// The table's complete metadata tree after the append: every row-indexed array's shape grown, categories
     /// arrays grown, `uns/spatialdata_attrs/region` and the group's `region` attribute updated.
     pub tree: NodeTree,
-    /// Whole small files (path relative to the table directory, content) to write atomically when the append is
-    /// published: the chunk(s) of `uns/spatialdata_attrs/region` holding the regions the append adds. Each keeps
-    /// the committed regions unchanged in place, so writing them early is also harmless to readers of the old
-    /// metadata.
+    /// Whole small files (key relative to the table, content) that replace the table's when the append is
+    /// installed and published: the chunk(s) of `uns/spatialdata_attrs/region` holding the regions the append
+    /// adds. Each keeps the committed regions unchanged in place, so installing them early is also harmless to
+    /// readers of the old metadata. [`write_append`] stages them with the rows' chunks.
     pub replaced_files: Vec<(String, Vec<u8>)>,
 }

@@ -8,30 +8,32 @@ use crate::error::{Error, Result};
 use crate::meta::NodeTree;
 use crate::name::ElementName;
 use crate::raster::RasterArray;
+use crate::storage::DataHandle;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
-/// Reads the table stored in `dir` as described by `tree` (its committed metadata, keyed as [`write_table`]
+/// Reads the table stored at `handle` as described by `tree` (its committed metadata, keyed as [`write_table`]
 /// returns it). Every array is read up to the shape `tree` gives it, so chunks written beyond (by an append not
 /// yet committed, or an interrupted one) are never seen. The obs and var batches hold the index column first,
 /// then the columns in `column-order`; categoricals come back as `Dictionary(Int8|Int16|Int32|Int64, Utf8)` per
 /// their stored codes type.
 ///
 /// [`write_table`]: super::write_table
-pub fn read_table(dir: &Path, name: &ElementName, tree: &NodeTree) -> Result<TableData> {
-    if !dir.is_dir() {
-        return Err(Error::io(dir, std::io::Error::from(std::io::ErrorKind::NotFound)));
+///
+/// A table with no data at `handle` is an I/O error naming it (zarrs would read missing chunks as fill values).
+pub fn read_table(handle: &DataHandle, name: &ElementName, tree: &NodeTree) -> Result<TableData> {
+    if !handle.exists("")? {
+        return Err(Error::io(handle.describe(""), std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
     let root = tree.get("").ok_or_else(|| corrupt(name, "", "the table group's zarr.json is missing"))?;
     let ty = root.pointer("/attributes/encoding-type").and_then(Value::as_str);
     if ty != Some("anndata") {
         return Err(corrupt(name, "", format!("encoding-type is {ty:?}, expected \"anndata\"")));
     }
-    let io = Io::new(dir, name)?;
+    let io = Io::new(handle, name);
     let (obs, obs_index) = read_dataframe(&io, tree, "obs")?;
     let (var, var_index) = read_dataframe(&io, tree, "var")?;
     let x = if tree.contains_key("X") { Some(read_matrix(&io, tree, "X")?) } else { None };

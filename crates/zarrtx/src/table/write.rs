@@ -1,20 +1,18 @@
-//! Writing a complete table into a fresh directory.
+//! Writing a complete table into a fresh (private) area.
 
-use super::chunks::{
-    array_meta, enc, group_meta, row_chunk, sync_tree, write_rows, write_whole, Io, Vals, NNZ_CHUNK, ROW_CHUNK,
-};
+use super::chunks::{array_meta, enc, group_meta, row_chunk, write_rows, write_whole, Io, Vals, NNZ_CHUNK, ROW_CHUNK};
 use super::columns::{column_nodes, encode_column, kind_for_arrow, row_arrays, strings, ColData, ColKind};
 use super::uns::{encode_annotation, encode_uns, raster_vals, root_attrs};
 use super::validate::validate;
 use super::{Matrix, TableData};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::meta::NodeTree;
 use crate::name::ElementName;
 use crate::raster::RasterArray;
+use crate::storage::DataHandle;
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use std::path::Path;
 
 /// The metadata tree of a table being encoded and the array data to write.
 #[derive(Default)]
@@ -55,37 +53,23 @@ impl Build {
     }
 }
 
-/// Writes the complete table `t` into `dir`, a fresh directory the caller owns (created if missing): chunk data
-/// first, then every `zarr.json` (the table group's last). Returns the `zarr.json` of every node keyed by path
-/// relative to the table (`""` = the table group, `"obs"`, `"obs/_index"`, `"X"`, ...).
+/// Writes the complete table `t` at `handle`, a fresh area the caller owns (a staging area: nobody reads it or
+/// writes it until a commit publishes it): chunk data first, then every `zarr.json`. Returns the `zarr.json` of
+/// every node keyed by path relative to the table (`""` = the table group, `"obs"`, `"obs/_index"`, `"X"`, ...).
 ///
-/// The table is checked with [`validate`](super::validate) before anything is written. With `durable`, every file
-/// and directory written is fsynced before returning.
-pub fn write_table(dir: &Path, name: &ElementName, t: &TableData, durable: bool) -> Result<NodeTree> {
+/// The table is checked with [`validate`](super::validate) before anything is written. With `durable`, every
+/// object written (and the directory entries naming them) is made durable before returning.
+pub fn write_table(handle: &DataHandle, name: &ElementName, t: &TableData, durable: bool) -> Result<NodeTree> {
     validate(name, t)?;
     let build = build_table(name, t)?;
-    let io = Io::new(dir, name)?;
+    let io = Io::new(handle, name);
     build.write_data(&io)?;
-    write_tree(dir, &build.tree)?;
+    let mut written = io.written();
+    written.extend(handle.put_tree(&build.tree)?);
     if durable {
-        sync_tree(dir)?;
+        handle.sync(&written)?;
     }
     Ok(build.tree)
-}
-
-/// Writes the `zarr.json` of every node of `tree` under `dir`, the root (`""`) last.
-pub(crate) fn write_tree(dir: &Path, tree: &NodeTree) -> Result<()> {
-    for (p, meta) in tree.iter().rev() {
-        let node_dir = if p.is_empty() { dir.to_path_buf() } else { dir.join(p) };
-        std::fs::create_dir_all(&node_dir).map_err(|e| Error::io(&node_dir, e))?;
-        let file = node_dir.join("zarr.json");
-        let bytes = serde_json::to_vec_pretty(meta).map_err(|e| Error::Io {
-            path: file.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        std::fs::write(&file, bytes).map_err(|e| Error::io(&file, e))?;
-    }
-    Ok(())
 }
 
 /// Encodes a validated table.
