@@ -209,10 +209,6 @@ def peer_codec(codec: str):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _codec_args(codec: str) -> tuple[str, int]:
-    return ("zstd", 0) if codec == "zstd" else ("none", 0)
-
-
 def child_zarrtx_threads(a, streamed: bool, durable: bool = True):
     import zarrtx
     from spatialdata.models import Image2DModel
@@ -231,8 +227,7 @@ def child_zarrtx_threads(a, streamed: bool, durable: bool = True):
             store.add(NAME, el)  # the public API: zstd level 0 is its default
         else:
             kind, dims, kwargs = add_raster_args(NAME, el)  # exactly what Store.add does, with the codec given
-            codec, level = _codec_args(a.codec)
-            store._handle().add_raster(NAME, kind, dims, compression=codec, compression_level=level, **kwargs)
+            store._handle().add_raster(NAME, kind, dims, compression=a.codec, **kwargs)  # "zstd" is level 0
 
     # Warm-up, untimed (as for the peers): one chunk into a scratch store.
     add(zarrtx.open(a.store + ".warmup", durable=durable), data[:, :CHUNK, :CHUNK])

@@ -171,8 +171,9 @@ pub struct AddArgs {
     /// Shard shape (a multiple of the chunk shape), e.g. 1,2048,2048.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none.
-    #[arg(long, value_parser = parse_compression, value_name = "CODEC")]
+    /// Chunk compression: none, zstd, zstd:LEVEL, blosc-CNAME[:LEVEL] (CNAME lz4, zstd, ...), blosc or
+    /// blosc:CNAME:LEVEL (default zstd).
+    #[arg(long, value_name = "CODEC")]
     pub compression: Option<Compression>,
     /// Pyramid downscale factors, one per extra level, e.g. 2,2 for three levels.
     #[arg(long, value_delimiter = ',', num_args = 1)]
@@ -228,48 +229,6 @@ pub struct AddShapesArgs {
     /// Replace an existing element of the same name.
     #[arg(long)]
     pub overwrite: bool,
-}
-
-/// Parses `--compression`: `zstd`, `zstd:LEVEL`, `blosc`, `blosc:CNAME:CLEVEL` or `none`.
-pub fn parse_compression(s: &str) -> Result<Compression, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    match parts.as_slice() {
-        ["none"] => Ok(Compression::None),
-        ["zstd"] => Ok(Compression::Zstd { level: 0 }),
-        ["zstd", level] => level
-            .parse::<i32>()
-            .ok()
-            .filter(|l| (-131072..=22).contains(l))
-            .map(|level| Compression::Zstd { level })
-            .ok_or_else(|| format!("zstd level '{level}' is not an integer from -131072 to 22")),
-        ["blosc"] => Ok(Compression::Blosc {
-            cname: "lz4".into(),
-            clevel: 5,
-            shuffle: true,
-        }),
-        ["blosc", cname, clevel] => {
-            const CNAMES: [&str; 6] = ["lz4", "lz4hc", "blosclz", "zstd", "zlib", "snappy"];
-            if !CNAMES.contains(cname) {
-                return Err(format!(
-                    "blosc compressor '{cname}' is unknown; use one of {}",
-                    CNAMES.join(", ")
-                ));
-            }
-            let clevel = clevel
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= 9)
-                .ok_or_else(|| format!("blosc level '{clevel}' is not an integer from 0 to 9"))?;
-            Ok(Compression::Blosc {
-                cname: cname.to_string(),
-                clevel,
-                shuffle: true,
-            })
-        }
-        _ => Err(format!(
-            "unknown compression '{s}': use zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none"
-        )),
-    }
 }
 
 fn run(cli: Cli) -> Result<i32, CliError> {
@@ -410,32 +369,6 @@ mod tests {
         ] {
             let e = Cli::try_parse_from(&args).unwrap_err();
             assert!(e.use_stderr(), "{args:?}");
-        }
-    }
-
-    #[test]
-    fn compression_syntax() {
-        assert_eq!(parse_compression("none").unwrap(), Compression::None);
-        assert_eq!(parse_compression("zstd").unwrap(), Compression::Zstd { level: 0 });
-        assert_eq!(parse_compression("zstd:5").unwrap(), Compression::Zstd { level: 5 });
-        assert_eq!(
-            parse_compression("blosc").unwrap(),
-            Compression::Blosc {
-                cname: "lz4".into(),
-                clevel: 5,
-                shuffle: true
-            }
-        );
-        for bad in [
-            "zstd:99",
-            "zstd:x",
-            "blosc:foo:1",
-            "blosc:lz4:10",
-            "blosc:lz4",
-            "lzma",
-            "",
-        ] {
-            assert!(parse_compression(bad).is_err(), "{bad}");
         }
     }
 }
