@@ -13,6 +13,7 @@ pub mod transform_arg;
 
 use clap::{Args, Parser, Subcommand};
 use cli_error::{CliError, EXIT_USAGE};
+use commands::plans::{self, PlanTarget};
 use input::Dims;
 use std::path::PathBuf;
 use transform_arg::TransformArg;
@@ -124,15 +125,15 @@ pub enum Command {
         json: bool,
     },
     /// Plan writing one image or labels element in N parts (one process or cluster job per part).
-    WritePlan(commands::plan::WritePlanArgs),
+    WritePlan(commands::plans::element::WritePlanArgs),
     /// Plan writing one array of a plain Zarr v3 hierarchy (e.g. an NWB file) in N parts: a new array, or --fill
     /// the existing one.
-    ArrayPlan(commands::array_plan::ArrayPlanArgs),
+    ArrayPlan(commands::plans::array::ArrayPlanArgs),
     /// Write one part of a plan (write-plan or array-plan) from a .npy file (reads only the part's region); safe
     /// to run again.
-    WritePart(commands::plan_part::WritePartArgs),
+    WritePart(commands::plans::part::WritePartArgs),
     /// Commit a plan once every part is written: publishes the element (after computing its pyramid) or the array.
-    CommitPlan(commands::plan_part::CommitPlanArgs),
+    CommitPlan(commands::plans::CommitPlanArgs),
     /// List the write plans of a store or the array plans of a hierarchy, or show one plan's parts.
     Plans {
         /// The store or hierarchy directory.
@@ -262,11 +263,18 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             grace_seconds,
             json,
         } => commands::gc::run(&store, grace_seconds, json, single_writer),
-        Command::WritePlan(args) => commands::plan::run_write_plan(args, single_writer),
-        Command::ArrayPlan(args) => commands::array_plan::run_array_plan(args, single_writer),
-        Command::WritePart(args) => commands::plan_part::run_write_part(args, single_writer),
-        Command::CommitPlan(args) => commands::plan_part::run_commit_plan(args, single_writer),
-        Command::Plans { store, plan_id, json } => commands::plan::run_plans(&store, plan_id.as_deref(), json),
+        Command::WritePlan(args) => plans::element::run_write_plan(args, single_writer),
+        Command::ArrayPlan(args) => plans::array::run_array_plan(args, single_writer),
+        Command::WritePart(args) => plans::part::run_write_part(args, single_writer),
+        // A plan's path is a store (element plans) or a hierarchy (array plans).
+        Command::CommitPlan(args) => match PlanTarget::open_write(&args.store, single_writer)? {
+            PlanTarget::Store(store) => plans::element::commit(&store, &args),
+            PlanTarget::Hierarchy(h) => plans::array::commit(&h, &args),
+        },
+        Command::Plans { store, plan_id, json } => match PlanTarget::open_read(&store)? {
+            PlanTarget::Store(store) => plans::element::list(&store, plan_id.as_deref(), json),
+            PlanTarget::Hierarchy(h) => plans::array::list(&h, plan_id.as_deref(), json),
+        },
         Command::Demo(args) => commands::demo::run(args),
         Command::DemoWorker(args) => commands::demo::worker(args),
     }
