@@ -25,6 +25,10 @@ Exit codes: 0 success; 1 failure (I/O, contention, corrupt store, verify found p
 hierarchy).
 Set ZARRTX_WRITER_LABEL to record a label (job or worker id) with every commit this process makes.";
 
+/// The help of every `--compression` flag (the syntax is the engine's: `zarrtx::raster::settings`).
+pub const COMPRESSION_HELP: &str = "Chunk compression: none, zstd, zstd:LEVEL, blosc-CNAME[:LEVEL] (CNAME lz4, zstd, \
+    ...), blosc or blosc:CNAME:LEVEL (default zstd, as zarr-python)";
+
 /// Many processes writing into one SpatialData Zarr store, with nothing lost.
 #[derive(Debug, Parser)]
 #[command(name = "zarrtx", version, about, after_help = AFTER_HELP)]
@@ -172,9 +176,7 @@ pub struct AddArgs {
     /// Shard shape (a multiple of the chunk shape), e.g. 1,2048,2048.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: none, zstd, zstd:LEVEL, blosc-CNAME[:LEVEL] (CNAME lz4, zstd, ...), blosc or
-    /// blosc:CNAME:LEVEL (default zstd).
-    #[arg(long, value_name = "CODEC")]
+    #[arg(long, value_name = "CODEC", help = COMPRESSION_HELP)]
     pub compression: Option<Compression>,
     /// Pyramid downscale factors, one per extra level, e.g. 2,2 for three levels.
     #[arg(long, value_delimiter = ',', num_args = 1)]

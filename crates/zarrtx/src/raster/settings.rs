@@ -138,26 +138,27 @@ mod tests {
         Compression::Blosc { cname: cname.into(), clevel, shuffle: true }
     }
 
-    /// The command line's spellings (moved here from the CLI with its assertions).
+    /// Every spelling the command line (`blosc`, `blosc:CNAME:LEVEL`; the CLI's own test moved here with its
+    /// assertions) and the Python package (`codec[:level]`, a blosc level defaulting to 0 as its
+    /// `compression_level` did) accepted, and what each means.
     #[test]
     fn compression_syntax() {
-        assert_eq!(parse("none").unwrap(), Compression::None);
-        assert_eq!(parse("zstd").unwrap(), Compression::Zstd { level: 0 });
-        assert_eq!(parse("zstd:5").unwrap(), Compression::Zstd { level: 5 });
-        assert_eq!(parse("blosc").unwrap(), blosc("lz4", 5));
-        assert_eq!(parse("blosc:zstd:3").unwrap(), blosc("zstd", 3));
-        for bad in ["zstd:99", "zstd:x", "blosc:foo:1", "blosc:lz4:10", "blosc:lz4", "lzma", ""] {
-            assert!(parse(bad).is_err(), "{bad}");
+        let good = [
+            ("none", Compression::None),
+            ("zstd", Compression::Zstd { level: 0 }),
+            ("zstd:5", Compression::Zstd { level: 5 }),
+            ("zstd:3", Compression::Zstd { level: 3 }),
+            ("blosc", blosc("lz4", 5)),
+            ("blosc:zstd:3", blosc("zstd", 3)),
+            ("blosc-lz4", blosc("lz4", 0)),
+            ("blosc-zstd:7", blosc("zstd", 7)),
+        ];
+        for (text, want) in good {
+            assert_eq!(parse(text).unwrap(), want, "{text}");
         }
-    }
-
-    /// The Python package's spellings: `codec[:level]`, a blosc level defaulting to 0 as `compression_level` did.
-    #[test]
-    fn python_spellings() {
-        assert_eq!(parse("zstd:3").unwrap(), Compression::Zstd { level: 3 });
-        assert_eq!(parse("blosc-lz4").unwrap(), blosc("lz4", 0));
-        assert_eq!(parse("blosc-zstd:7").unwrap(), blosc("zstd", 7));
-        for bad in ["blosc-snappy", "blosc-lz4:12", "none:3", "zstd:", "Zstd", "blosc-", " zstd"] {
+        let cli_bad = ["zstd:99", "zstd:x", "blosc:foo:1", "blosc:lz4:10", "blosc:lz4", "lzma", ""];
+        let python_bad = ["blosc-snappy", "blosc-lz4:12", "none:3", "zstd:", "Zstd", "blosc-", " zstd"];
+        for bad in cli_bad.into_iter().chain(python_bad) {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -52,9 +52,7 @@ pub struct ArrayPlanArgs {
     /// Shard shape (a multiple of the chunk shape): the unit parts are made of.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: none, zstd, zstd:LEVEL, blosc-CNAME[:LEVEL] (CNAME lz4, zstd, ...), blosc or
-    /// blosc:CNAME:LEVEL (default zstd, as zarr-python).
-    #[arg(long, value_name = "CODEC")]
+    #[arg(long, value_name = "CODEC", help = crate::COMPRESSION_HELP)]
     pub compression: Option<Compression>,
     /// The fill value as Zarr v3 JSON: 0, 1.5, true, "NaN" (NaN, Infinity and -Infinity are accepted bare).
     #[arg(long, value_parser = parse_fill_value, value_name = "JSON", allow_hyphen_values = true)]

@@ -50,9 +50,7 @@ pub struct WritePlanArgs {
     /// Shard shape (a multiple of the chunk shape): the unit parts are made of.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: none, zstd, zstd:LEVEL, blosc-CNAME[:LEVEL] (CNAME lz4, zstd, ...), blosc or
-    /// blosc:CNAME:LEVEL (default zstd).
-    #[arg(long, value_name = "CODEC")]
+    #[arg(long, value_name = "CODEC", help = crate::COMPRESSION_HELP)]
     pub compression: Option<Compression>,
     /// Pyramid downscale factors, one per extra level (computed at commit-plan), e.g. 2,2 for three levels.
     #[arg(long, alias = "scales", value_delimiter = ',', num_args = 1)]
