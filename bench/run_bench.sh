@@ -5,7 +5,7 @@
 #   bash bench/run_bench.sh --side 4096     # smaller image (32 MiB) for a quick look
 #   bash bench/run_bench.sh --skip-peers    # zarrtx only
 #
-# Arguments are passed to bench/bench_issue2.py (see its --help). Results go to bench-out/ (gitignored), with a JSON
+# Arguments are passed to bench/adds_and_big_image.py (see its --help). Results go to bench-out/ (gitignored), with a JSON
 # copy in bench-out/results.json. Needs ../shared/peer (or ZARRTX_PEER_DIR) and about 3 GiB of free disk.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,4 +18,4 @@ cargo build --release -p zarrtx-cli
 bash scripts/setup-python-env.sh --bench
 export ZARRTX_BIN="${ZARRTX_BIN:-$repo/target/release/zarrtx}"
 mkdir -p bench-out
-"$venv/bin/python" bench/bench_issue2.py --out bench-out --json bench-out/results.json "$@" 2>&1 | tee bench-out/last-run.txt
+"$venv/bin/python" bench/adds_and_big_image.py --out bench-out --json bench-out/results.json "$@" 2>&1 | tee bench-out/last-run.txt

@@ -8,7 +8,7 @@
 #   bash bench/run_bench_parallel.sh --sizes 64          # a quick look (64 MiB)
 #   bash bench/run_bench_parallel.sh --skip-peers        # zarrtx only
 #
-# Arguments go to bench/bench_issue5.py (see its --help: --sizes, --codecs, --procs, --dask-workers, --out ...).
+# Arguments go to bench/parallel_image.py (see its --help: --sizes, --codecs, --procs, --dask-workers, --out ...).
 # Inputs and stores go to --out (default /tmp/zarrtx-bench-parallel; needs about 3.2x the largest size free there, and
 # about 8 GiB of memory to make a 2 GiB image). Output: bench-out/issue5-last-run.txt and bench-out/issue5-results.json.
 # Needs ../shared/peer (or ZARRTX_PEER_DIR). Takes about half an hour at full size on 2 cores.
@@ -25,5 +25,5 @@ cargo build --release -p zarrtx-cli
 bash scripts/build-python.sh --dev
 export ZARRTX_BIN="${ZARRTX_BIN:-$repo/target/release/zarrtx}"
 mkdir -p bench-out
-"$venv/bin/python" bench/bench_issue5.py --json bench-out/issue5-results.json "$@" 2>&1 \
+"$venv/bin/python" bench/parallel_image.py --json bench-out/issue5-results.json "$@" 2>&1 \
   | tee bench-out/issue5-last-run.txt

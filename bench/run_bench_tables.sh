@@ -6,7 +6,7 @@
 #   bash bench/run_bench_tables.sh --sizes 1000,100000        # quicker
 #   bash bench/run_bench_tables.sh --skip-peers               # zarrtx only
 #
-# Arguments are passed to bench/bench_issue3.py (see its --help). Output goes to bench-out/issue3-last-run.txt and
+# Arguments are passed to bench/table_appends.py (see its --help). Output goes to bench-out/issue3-last-run.txt and
 # bench-out/issue3-results.json. Needs ../shared/peer (or ZARRTX_PEER_DIR) and about 2 GiB of free disk.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,5 +17,5 @@ cargo build --release -p zarrtx-cli
 bash scripts/setup-python-env.sh --bench
 export ZARRTX_BIN="${ZARRTX_BIN:-$repo/target/release/zarrtx}"
 mkdir -p bench-out
-"$venv/bin/python" bench/bench_issue3.py --out bench-out --json bench-out/issue3-results.json "$@" 2>&1 \
+"$venv/bin/python" bench/table_appends.py --out bench-out --json bench-out/issue3-results.json "$@" 2>&1 \
   | tee bench-out/issue3-last-run.txt

@@ -36,6 +36,9 @@ trap finish EXIT
 # 1. Build once, in release (the Python tests run the release binary; nextest reuses these artifacts).
 step "cargo build --release --workspace"
 t=$(date +%s)
+# The README's `cargo run -p zarrtx-cli`, this build, the tests and maturin's build of the extension must resolve
+# the same features, else each would compile the engine and its dependencies again (crates/workspace-hack).
+bash "$repo/scripts/check-feature-unification.sh"
 # The extension module is built by maturin below (one more link of the same engine artifacts, not a rebuild).
 cargo build --release --workspace --exclude zarrtx-py --locked
 summary+=("build:        ok ($(took "$t"))")
@@ -66,7 +69,6 @@ summary+=("python env:   ok ($(took "$t"))")
 # 4. The Python package: build the wheel and install it into the venv.
 step "maturin build --release (wheel) + pip install"
 t=$(date +%s)
-bash "$repo/scripts/check-feature-unification.sh"   # else maturin would compile the engine a second time
 bash "$repo/scripts/build-python.sh"
 summary+=("python wheel: ok ($(took "$t"))")
 

@@ -52,6 +52,15 @@ def default_raster_chunks(dims: list[str], shape: list[int]) -> list[int]:
 def default_array_chunks(shape: list[int], dtype: str) -> list[int]:
     """The engine's default chunk shape of a new hierarchy array (longest axis halved until at most 4 MiB)."""
 
+def parse_compression(name: str, text: str) -> str:
+    """The compression ``text`` in canonical form (``"zstd"``, ``"zstd:3"``, ``"blosc-lz4:5"``, ``"none"``); raises
+    InvalidElement naming ``name`` and the accepted forms (none, zstd[:LEVEL], blosc-CNAME[:LEVEL], blosc,
+    blosc:CNAME:LEVEL)."""
+
+def default_dims(kind: str, ndim: int) -> list[str] | None:
+    """The engine's default axes of an ``"image"`` (3-D c,y,x; 4-D c,z,y,x) or ``"labels"`` (2-D y,x; 3-D z,y,x)
+    array of ``ndim`` dimensions; None otherwise."""
+
 class Snapshot:
     """The store as of one committed version. Immutable; reads are relocation-safe (a concurrent delete or
     overwrite does not disturb them, until gc reclaims the data: VersionNotAvailable)."""
@@ -144,8 +153,7 @@ class Store:
         levels: list[np.ndarray] | None = None,
         chunks: list[int] | None = None,
         shards: list[int] | None = None,
-        compression: Literal["zstd", "none", "blosc-lz4", "blosc-zstd"] = "zstd",
-        compression_level: int = 0,
+        compression: str = "zstd",
         overwrite: bool = False,
     ) -> int:
         """Adds an image or labels element; returns the new version. Give either `data` (the whole
@@ -206,8 +214,7 @@ class Store:
         scale_factors: list[int] | None = None,
         chunks: list[int] | None = None,
         shards: list[int] | None = None,
-        compression: Literal["zstd", "none", "blosc-lz4", "blosc-zstd"] = "zstd",
-        compression_level: int = 0,
+        compression: str = "zstd",
         overwrite: bool = False,
     ) -> dict[str, Any]:
         """{"plan_id", "name", "type", "dims", "shape", "dtype", "write_unit", "parts": [[(start, stop), ...], ...],
@@ -258,7 +265,6 @@ class Hierarchy:
         chunks: list[int] | None = None,
         shards: list[int] | None = None,
         compression: str = "zstd",
-        compression_level: int = 0,
         fill_value: Any = None,
         dimension_names: list[str] | None = None,
         attributes: dict[str, Any] | None = None,

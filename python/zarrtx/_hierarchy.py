@@ -126,10 +126,10 @@ class Hierarchy(EngineHandle):
         ``path``, ``mode``, ``shape``, ``dtype``, ``write_unit``, ``parts`` and the array's ``metadata``.
         ``parts=None`` chooses two per worker (``workers``, default the number of cores), parts of at most about
         16 MiB (a Dask worker holds its part whole), never more than the array's chunks (shards)."""
-        from .dask import _compression
+        from . import _core
 
         h = self._handle()
-        codec, level = _compression(compression)
+        compression = _core.parse_compression(path, str(compression))
         if parts is None:
             if fill:
                 meta = self.metadata(path) or {}
@@ -155,8 +155,7 @@ class Hierarchy(EngineHandle):
             dtype=None if dtype is None else np.dtype(dtype).name,
             chunks=None if chunks is None else [int(c) for c in chunks],
             shards=None if shards is None else [int(s) for s in shards],
-            compression=codec,
-            compression_level=level,
+            compression=compression,
             fill_value=_json_scalar(fill_value),
             dimension_names=None if dimension_names is None else [str(d) for d in dimension_names],
             attributes=None if attributes is None else dict(attributes),

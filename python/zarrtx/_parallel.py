@@ -318,7 +318,7 @@ def create_plan(
     **spec: Any,
 ) -> dict[str, Any]:
     """Checks the name and creates the plan (``parts=None``: ``choose_parts``). ``spec``: channel_names,
-    transformations, scale_factors, chunks, shards, compression, compression_level."""
+    transformations, scale_factors, chunks, shards, compression."""
     h = store._handle()
     spec = {k: v for k, v in spec.items() if v is not None}
     if parts is None:

@@ -34,8 +34,6 @@ from .errors import InvalidElement
 
 __all__ = ["store", "store_array", "resume"]
 
-_COMPRESSIONS = ("zstd", "none", "blosc-lz4", "blosc-zstd")
-
 
 def _default_client() -> Any:
     """The current ``distributed.Client`` (as ``dask.compute`` would use it), or None."""
@@ -58,32 +56,17 @@ def _open(store: Any) -> Any:
     raise InvalidElement(f"store must be a zarrtx.Store or a path, got {type(store).__name__}")
 
 
-def _compression(compression: str) -> tuple[str, int]:
-    """``"zstd"`` or ``"zstd:3"`` -> (codec, level)."""
-    text = str(compression)
-    codec, _, level = text.partition(":")
-    if codec not in _COMPRESSIONS:
-        raise InvalidElement(f"compression {text!r} is not one of {list(_COMPRESSIONS)} (optionally ':level')")
-    try:
-        return codec, int(level) if level else 0
-    except ValueError:
-        raise InvalidElement(f"compression level in {text!r} is not an integer (e.g. 'zstd:3')") from None
-
-
 def _default_dims(kind: str, ndim: int) -> tuple[str, ...]:
-    table = {
-        ("image", 3): ("c", "y", "x"),
-        ("image", 4): ("c", "z", "y", "x"),
-        ("labels", 2): ("y", "x"),
-        ("labels", 3): ("z", "y", "x"),
-    }
-    dims = table.get((kind, ndim))
+    """The engine's default axes (``zarrtx.raster::default_dims``) for ``ndim`` dimensions."""
+    from . import _core
+
+    dims = _core.default_dims(kind, ndim)
     if dims is None:
         raise InvalidElement(
             f"a {ndim}-D array is not a spatialdata {kind} element: images are (c, y, x) or (c, z, y, x), labels "
             "(y, x) or (z, y, x); pass dims=... (e.g. a 2-D image needs a channel axis: darr[None])"
         )
-    return dims
+    return tuple(dims)
 
 
 def _from_xarray(
@@ -212,7 +195,9 @@ def store(
             ngff = to_ngff(transformations, dims)
         else:
             ngff = [dict(t) for t in transformations]
-    codec, level = _compression(compression)
+    from . import _core
+
+    compression = _core.parse_compression(name, str(compression))
     if client is None:
         client = _default_client()
     executor: Any = client if client is not None else "threads"
@@ -231,8 +216,7 @@ def store(
         scale_factors=None if scale_factors is None else [int(f) for f in scale_factors],
         chunks=None if chunks is None else [int(c) for c in chunks],
         shards=None if shards is None else [int(s) for s in shards],
-        compression=codec,
-        compression_level=level,
+        compression=compression,
     )
     return int(_parallel.run_plan(h_store, plan, _parallel.PlanSource(data, dtype), executor=executor))
 

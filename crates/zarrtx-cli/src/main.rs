@@ -13,6 +13,7 @@ pub mod transform_arg;
 
 use clap::{Args, Parser, Subcommand};
 use cli_error::{CliError, EXIT_USAGE};
+use commands::plans::{self, PlanTarget};
 use input::Dims;
 use std::path::PathBuf;
 use transform_arg::TransformArg;
@@ -23,6 +24,10 @@ Exit codes: 0 success; 1 failure (I/O, contention, corrupt store, verify found p
 (invalid name, unreadable input, name or array path taken, element, version or plan not found, not a store or \
 hierarchy).
 Set ZARRTX_WRITER_LABEL to record a label (job or worker id) with every commit this process makes.";
+
+/// The help of every `--compression` flag (the syntax is the engine's: `zarrtx::raster::settings`).
+pub const COMPRESSION_HELP: &str = "Chunk compression: none, zstd, zstd:LEVEL, blosc-CNAME[:LEVEL] (CNAME lz4, zstd, \
+    ...), blosc or blosc:CNAME:LEVEL (default zstd, as zarr-python)";
 
 /// Many processes writing into one SpatialData Zarr store, with nothing lost.
 #[derive(Debug, Parser)]
@@ -124,15 +129,15 @@ pub enum Command {
         json: bool,
     },
     /// Plan writing one image or labels element in N parts (one process or cluster job per part).
-    WritePlan(commands::plan::WritePlanArgs),
+    WritePlan(commands::plans::element::WritePlanArgs),
     /// Plan writing one array of a plain Zarr v3 hierarchy (e.g. an NWB file) in N parts: a new array, or --fill
     /// the existing one.
-    ArrayPlan(commands::array_plan::ArrayPlanArgs),
+    ArrayPlan(commands::plans::array::ArrayPlanArgs),
     /// Write one part of a plan (write-plan or array-plan) from a .npy file (reads only the part's region); safe
     /// to run again.
-    WritePart(commands::plan_part::WritePartArgs),
+    WritePart(commands::plans::part::WritePartArgs),
     /// Commit a plan once every part is written: publishes the element (after computing its pyramid) or the array.
-    CommitPlan(commands::plan_part::CommitPlanArgs),
+    CommitPlan(commands::plans::CommitPlanArgs),
     /// List the write plans of a store or the array plans of a hierarchy, or show one plan's parts.
     Plans {
         /// The store or hierarchy directory.
@@ -171,8 +176,7 @@ pub struct AddArgs {
     /// Shard shape (a multiple of the chunk shape), e.g. 1,2048,2048.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none.
-    #[arg(long, value_parser = parse_compression, value_name = "CODEC")]
+    #[arg(long, value_name = "CODEC", help = COMPRESSION_HELP)]
     pub compression: Option<Compression>,
     /// Pyramid downscale factors, one per extra level, e.g. 2,2 for three levels.
     #[arg(long, value_delimiter = ',', num_args = 1)]
@@ -230,48 +234,6 @@ pub struct AddShapesArgs {
     pub overwrite: bool,
 }
 
-/// Parses `--compression`: `zstd`, `zstd:LEVEL`, `blosc`, `blosc:CNAME:CLEVEL` or `none`.
-pub fn parse_compression(s: &str) -> Result<Compression, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    match parts.as_slice() {
-        ["none"] => Ok(Compression::None),
-        ["zstd"] => Ok(Compression::Zstd { level: 0 }),
-        ["zstd", level] => level
-            .parse::<i32>()
-            .ok()
-            .filter(|l| (-131072..=22).contains(l))
-            .map(|level| Compression::Zstd { level })
-            .ok_or_else(|| format!("zstd level '{level}' is not an integer from -131072 to 22")),
-        ["blosc"] => Ok(Compression::Blosc {
-            cname: "lz4".into(),
-            clevel: 5,
-            shuffle: true,
-        }),
-        ["blosc", cname, clevel] => {
-            const CNAMES: [&str; 6] = ["lz4", "lz4hc", "blosclz", "zstd", "zlib", "snappy"];
-            if !CNAMES.contains(cname) {
-                return Err(format!(
-                    "blosc compressor '{cname}' is unknown; use one of {}",
-                    CNAMES.join(", ")
-                ));
-            }
-            let clevel = clevel
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= 9)
-                .ok_or_else(|| format!("blosc level '{clevel}' is not an integer from 0 to 9"))?;
-            Ok(Compression::Blosc {
-                cname: cname.to_string(),
-                clevel,
-                shuffle: true,
-            })
-        }
-        _ => Err(format!(
-            "unknown compression '{s}': use zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none"
-        )),
-    }
-}
-
 fn run(cli: Cli) -> Result<i32, CliError> {
     let single_writer = cli.single_writer;
     commands::set_durable(!cli.no_fsync);
@@ -303,11 +265,18 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             grace_seconds,
             json,
         } => commands::gc::run(&store, grace_seconds, json, single_writer),
-        Command::WritePlan(args) => commands::plan::run_write_plan(args, single_writer),
-        Command::ArrayPlan(args) => commands::array_plan::run_array_plan(args, single_writer),
-        Command::WritePart(args) => commands::plan_part::run_write_part(args, single_writer),
-        Command::CommitPlan(args) => commands::plan_part::run_commit_plan(args, single_writer),
-        Command::Plans { store, plan_id, json } => commands::plan::run_plans(&store, plan_id.as_deref(), json),
+        Command::WritePlan(args) => plans::element::run_write_plan(args, single_writer),
+        Command::ArrayPlan(args) => plans::array::run_array_plan(args, single_writer),
+        Command::WritePart(args) => plans::part::run_write_part(args, single_writer),
+        // A plan's path is a store (element plans) or a hierarchy (array plans).
+        Command::CommitPlan(args) => match PlanTarget::open_write(&args.store, single_writer)? {
+            PlanTarget::Store(store) => plans::element::commit(&store, &args),
+            PlanTarget::Hierarchy(h) => plans::array::commit(&h, &args),
+        },
+        Command::Plans { store, plan_id, json } => match PlanTarget::open_read(&store)? {
+            PlanTarget::Store(store) => plans::element::list(&store, plan_id.as_deref(), json),
+            PlanTarget::Hierarchy(h) => plans::array::list(&h, plan_id.as_deref(), json),
+        },
         Command::Demo(args) => commands::demo::run(args),
         Command::DemoWorker(args) => commands::demo::worker(args),
     }
@@ -410,32 +379,6 @@ mod tests {
         ] {
             let e = Cli::try_parse_from(&args).unwrap_err();
             assert!(e.use_stderr(), "{args:?}");
-        }
-    }
-
-    #[test]
-    fn compression_syntax() {
-        assert_eq!(parse_compression("none").unwrap(), Compression::None);
-        assert_eq!(parse_compression("zstd").unwrap(), Compression::Zstd { level: 0 });
-        assert_eq!(parse_compression("zstd:5").unwrap(), Compression::Zstd { level: 5 });
-        assert_eq!(
-            parse_compression("blosc").unwrap(),
-            Compression::Blosc {
-                cname: "lz4".into(),
-                clevel: 5,
-                shuffle: true
-            }
-        );
-        for bad in [
-            "zstd:99",
-            "zstd:x",
-            "blosc:foo:1",
-            "blosc:lz4:10",
-            "blosc:lz4",
-            "lzma",
-            "",
-        ] {
-            assert!(parse_compression(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,84 +1,11 @@
 //! End-to-end tests of the `zarrtx` binary: every command, its output formats and its exit codes.
 
-use npyz::WriterBuilder;
+mod common;
+
+use common::{fails, json, ok, read_npy, run, run_command, write_npy, zarrtx};
 use serde_json::Value;
 use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn zarrtx() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zarrtx"));
-    c.env_remove("ZARRTX_WRITER_LABEL")
-        .env_remove("ZARRTX_STREAM_THRESHOLD_BYTES");
-    c
-}
-
-fn run_with(cmd: &mut Command, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    cmd.args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("the zarrtx binary runs")
-}
-
-/// Runs zarrtx with `args` and returns (exit code, stdout, stderr).
-fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (i32, String, String) {
-    let out = run_with(&mut zarrtx(), args);
-    decode(out)
-}
-
-fn decode(out: Output) -> (i32, String, String) {
-    (
-        out.status
-            .code()
-            .expect("exited normally, not killed by a signal (no panic abort)"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(
-        code,
-        0,
-        "zarrtx {:?} failed:\n{out}\n{err}",
-        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>()
-    );
-    out
-}
-
-fn json(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Value {
-    let out = ok(args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
-fn fails(code: i32, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let (got, out, err) = run(args);
-    assert_eq!(
-        got, code,
-        "expected exit {code}, got {got}:\nstdout: {out}\nstderr: {err}"
-    );
-    assert!(err.starts_with("error:"), "stderr does not start with 'error:': {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    err
-}
-
-fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(BufWriter::new(File::create(path).unwrap()))
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn read_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
-    let npy = npyz::NpyFile::new(File::open(path).unwrap()).unwrap();
-    let shape = npy.shape().to_vec();
-    (shape, npy.into_vec().unwrap())
-}
+use std::path::PathBuf;
 
 fn image_values(n: usize) -> Vec<u16> {
     (0..n).map(|i| (i * 7 % 60000) as u16).collect()
@@ -157,10 +84,10 @@ fn add_info_read_rm_verify_gc_roundtrip() {
         enc.write_image::<tiff::encoder::colortype::GrayI32>(20, 10, &label_values(200))
             .unwrap();
     }
-    let (code, out, err) = decode(run_with(
+    let (code, out, err) = run_command(
         zarrtx().env("ZARRTX_WRITER_LABEL", "tester"),
         &[&"add-labels", &f.store, &"lab", &tif],
-    ));
+    );
     assert_eq!(code, 0, "{out}{err}");
 
     let info = f.info(&[]);
@@ -272,7 +199,7 @@ fn streamed_npy_matches_in_memory() {
     let f = Fixture::new();
     let img = f.path("big.npy");
     write_npy(&img, &[3, 70, 50], &image_values(3 * 70 * 50));
-    let (code, out, err) = decode(run_with(
+    let (code, out, err) = run_command(
         zarrtx().env("ZARRTX_STREAM_THRESHOLD_BYTES", "100"),
         &[
             &"add-image",
@@ -284,7 +211,7 @@ fn streamed_npy_matches_in_memory() {
             &"--scales",
             &"2",
         ],
-    ));
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("(streamed)"), "{out}");
     ok(&[

@@ -239,7 +239,7 @@ fn write_plan_overwrite_replaces_the_element_at_commit() {
     }
     let back = f.path("back.npy");
     ok(&[&"read", &f.store, &"img", &back]);
-    assert_eq!(read_npy(&back).1, vec![7u16; 300 * 200], "the old element until the commit");
+    assert_eq!(read_npy::<u16>(&back).1, vec![7u16; 300 * 200], "the old element until the commit");
     ok(&[&"commit-plan", &f.store, &id]);
     assert_eq!(f.element_names(), vec!["IMG".to_string()]);
     ok(&[&"read", &f.store, &"IMG", &back]);

@@ -1,81 +1,25 @@
 //! End-to-end tests of `zarrtx add-table`, `zarrtx append` and `info` for tables.
 
+mod common;
+
 use arrow_array::types::Int16Type;
 use arrow_array::{ArrayRef, DictionaryArray, Float32Array, Int32Array, RecordBatch, StringArray};
+use common::{element, fails, info, new_store, ok, write_npy, write_parquet, write_text as write};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use zarrtx::table::Matrix;
 use zarrtx::{OpenOptions, RasterArray, Store};
 
-fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zarrtx"))
-        .env_remove("ZARRTX_WRITER_LABEL")
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("the zarrtx binary runs");
-    (
-        out.status.code().expect("exited normally"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, 0, "failed:\n{out}\n{err}");
-    out
-}
-
-fn fails(code: i32, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let (got, out, err) = run(args);
-    assert_eq!(got, code, "expected exit {code}, got {got}:\n{out}\n{err}");
-    err
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
-    w.write(batch).unwrap();
-    w.close().unwrap();
-}
-
-/// A 2-D little-endian float64 .npy file.
-fn write_npy(path: &Path, rows: usize, cols: usize, f: impl Fn(usize, usize) -> f64) {
-    let header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let mut h = header.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(&h);
-    for r in 0..rows {
-        for c in 0..cols {
-            bytes.extend_from_slice(&f(r, c).to_le_bytes());
-        }
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn new_store(dir: &Path) -> PathBuf {
-    let s = dir.join("s.zarr");
-    ok(&[&"init", &s]);
-    s
+/// A 2-D float64 .npy file of `f(row, col)`.
+fn write_matrix(path: &Path, rows: usize, cols: usize, f: impl Fn(usize, usize) -> f64) {
+    let data: Vec<f64> = (0..rows).flat_map(|r| (0..cols).map(move |c| (r, c))).map(|(r, c)| f(r, c)).collect();
+    write_npy(path, &[rows as u64, cols as u64], &data);
 }
 
 fn table_json(store: &Path, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&ok(&[&"info", &store, &"--json"])).unwrap();
-    v["elements"].as_array().unwrap().iter().find(|e| e["name"] == name).cloned().expect("table listed")
+    element(&info(store), name).clone()
 }
 
 fn open(store: &Path) -> Store {
@@ -106,7 +50,7 @@ fn add_table_then_append_and_info() {
     let s = new_store(d.path());
     let obs = obs_csv(d.path(), "o1.csv", "lab", 0..10);
     let x = d.path().join("x.npy");
-    write_npy(&x, 10, 3, |r, c| (r * 10 + c) as f64);
+    write_matrix(&x, 10, 3, |r, c| (r * 10 + c) as f64);
     let out = ok(&[
         &"add-table", &s, &"cells", &"--obs", &obs, &"--x", &x, &"--var-names", &"g0,g1,g2", &"--region-key", &"region",
         &"--instance-key", &"instance_id", &"--categorical", &"kind",
@@ -128,7 +72,7 @@ fn add_table_then_append_and_info() {
     let pq = d.path().join("o2.parquet");
     write_parquet(&pq, &batch);
     let x2 = d.path().join("x2.npy");
-    write_npy(&x2, 5, 3, |r, c| (1000 + r * 10 + c) as f64);
+    write_matrix(&x2, 5, 3, |r, c| (1000 + r * 10 + c) as f64);
     let out = ok(&[&"append", &s, &"cells", &"--obs", &pq, &"--x", &x2]);
     assert!(out.contains("appended 5 rows") && out.contains("the table has 15 rows"), "{out}");
 
@@ -213,7 +157,7 @@ fn bad_input_exits_2_with_the_engines_message() {
     // X of the wrong width.
     let ok_rows = obs_csv(d.path(), "ok.csv", "lab", 100..102);
     let x = d.path().join("x.npy");
-    write_npy(&x, 2, 4, |_, _| 1.0);
+    write_matrix(&x, 2, 4, |_, _| 1.0);
     let err = fails(2, &[&"append", &s, &"t", &"--obs", &ok_rows, &"--x", &x]);
     assert!(err.contains("X") || err.contains("var"), "{err}");
     // Nothing of that was committed.
@@ -263,7 +207,7 @@ fn unannotated_table_with_x_from_parquet_and_var_file() {
     // Appending to it: var comes from the table.
     let more = write(d.path(), "m.csv", "name,n\nc3,3\n");
     let x3 = d.path().join("x3.npy");
-    write_npy(&x3, 1, 2, |_, c| c as f64);
+    write_matrix(&x3, 1, 2, |_, c| c as f64);
     ok(&[&"append", &s, &"withvar", &"--obs", &more, &"--x", &x3, &"--index", &"name"]);
     assert_eq!(table_json(&s, "withvar")["n_obs"], 3);
     // --overwrite replaces.

@@ -1,62 +1,10 @@
 //! End-to-end tests of `zarrtx add-points`, `zarrtx add-shapes` and `info` for points and shapes.
 
+mod common;
+
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use common::{element, fails, info, new_store, ok, write_parquet, write_text as write};
 use std::sync::Arc;
-
-fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zarrtx"))
-        .env_remove("ZARRTX_WRITER_LABEL")
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("the zarrtx binary runs");
-    (
-        out.status.code().expect("exited normally"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, 0, "failed:\n{out}\n{err}");
-    out
-}
-
-fn fails(code: i32, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let (got, out, err) = run(args);
-    assert_eq!(got, code, "expected exit {code}, got {got}:\n{out}\n{err}");
-    err
-}
-
-fn info(store: &Path) -> Value {
-    serde_json::from_str(&ok(&[&"info", &store, &"--json"])).unwrap()
-}
-
-fn element<'a>(info: &'a Value, name: &str) -> &'a Value {
-    info["elements"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{name} missing"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
-    w.write(batch).unwrap();
-    w.close().unwrap();
-}
-
-fn new_store(dir: &Path) -> PathBuf {
-    let s = dir.join("s.zarr");
-    ok(&[&"init", &s]);
-    s
-}
 
 #[test]
 fn points_from_csv_and_parquet_with_info() {

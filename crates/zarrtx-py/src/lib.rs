@@ -33,6 +33,20 @@ fn default_array_chunks(shape: Vec<u64>, dtype: &str) -> PyResult<Vec<u64>> {
     Ok(zarrtx::ArraySpec::default_chunk_shape(&shape, data_type))
 }
 
+/// The compression text `text` in its canonical form (`"zstd:3"`, `"blosc-lz4:5"`, ...), or `InvalidElement`
+/// naming `name` and the accepted forms: the engine's one syntax ([`zarrtx::raster::settings`]).
+#[pyfunction]
+fn parse_compression(name: &str, text: &str) -> PyResult<String> {
+    raster_input::parse_compression(name, text).map(|c| c.to_string())
+}
+
+/// The engine's default axes of a raster of `kind` (`"image"` or `"labels"`) with `ndim` dimensions, or None (no
+/// default for that many dimensions, or another kind).
+#[pyfunction]
+fn default_dims(kind: &str, ndim: usize) -> Option<Vec<&'static str>> {
+    raster_input::raster_kind(kind).and_then(|k| zarrtx::raster::default_dims(k, ndim)).map(<[&str]>::to_vec)
+}
+
 /// The extension module.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -43,5 +57,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_hierarchy::PyHierarchy>()?;
     m.add_function(wrap_pyfunction!(default_raster_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(default_array_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_compression, m)?)?;
+    m.add_function(wrap_pyfunction!(default_dims, m)?)?;
     Ok(())
 }

@@ -86,7 +86,7 @@ impl PyHierarchy {
     /// Plans creating (`fill=False`: `shape` and `dtype` required) or filling (`fill=True`) the array at `path`,
     /// written in `parts` (a count or explicit regions); returns the plan.
     #[pyo3(signature = (path, *, parts, fill = false, shape = None, dtype = None, chunks = None, shards = None,
-        compression = "zstd", compression_level = 0, fill_value = None, dimension_names = None, attributes = None))]
+        compression = "zstd", fill_value = None, dimension_names = None, attributes = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_plan<'py>(
         &self,
@@ -99,7 +99,6 @@ impl PyHierarchy {
         chunks: Option<Vec<u64>>,
         shards: Option<Vec<u64>>,
         compression: &str,
-        compression_level: i32,
         fill_value: Option<Bound<'py, PyAny>>,
         dimension_names: Option<Vec<String>>,
         attributes: Option<Bound<'py, PyAny>>,
@@ -120,7 +119,7 @@ impl PyHierarchy {
             let mut spec = ArraySpec::new(&shape, parse_dtype(path, dtype)?);
             spec.chunk_shape = chunks;
             spec.shard_shape = shards;
-            spec.compression = parse_compression(path, compression, compression_level)?;
+            spec.compression = parse_compression(path, compression)?;
             spec.fill_value = fill_value.map(|v| to_json(&v, path, "fill_value")).transpose()?;
             spec.dimension_names = dimension_names;
             if let Some(attrs) = attributes {

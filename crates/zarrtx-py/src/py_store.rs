@@ -104,7 +104,7 @@ impl PyStore {
     /// Adds an image or labels element from numpy `data` or from `blocks`; returns the new version.
     #[pyo3(signature = (name, kind, dims, *, data = None, shape = None, dtype = None, blocks = None,
         channel_names = None, transformations = None, scale_factors = None, levels = None, chunks = None,
-        shards = None, compression = "zstd", compression_level = 0, overwrite = false))]
+        shards = None, compression = "zstd", overwrite = false))]
     #[allow(clippy::too_many_arguments)]
     fn add_raster(
         &self,
@@ -123,7 +123,6 @@ impl PyStore {
         chunks: Option<Vec<u64>>,
         shards: Option<Vec<u64>>,
         compression: &str,
-        compression_level: i32,
         overwrite: bool,
     ) -> PyResult<u64> {
         let spec = build_spec(
@@ -138,7 +137,6 @@ impl PyStore {
                 chunks,
                 shards,
                 compression,
-                compression_level,
             },
         )?;
         let options = Self::add_options(overwrite);
@@ -274,8 +272,7 @@ impl PyStore {
     /// Creates a write plan for one raster element written part by part (by processes or nodes); returns the plan.
     /// With `overwrite`, its commit replaces the element of the same name atomically.
     #[pyo3(signature = (name, kind, dims, *, shape, dtype, parts, channel_names = None, transformations = None,
-        scale_factors = None, chunks = None, shards = None, compression = "zstd", compression_level = 0,
-        overwrite = false))]
+        scale_factors = None, chunks = None, shards = None, compression = "zstd", overwrite = false))]
     #[allow(clippy::too_many_arguments)]
     fn create_plan<'py>(
         &self,
@@ -292,7 +289,6 @@ impl PyStore {
         chunks: Option<Vec<u64>>,
         shards: Option<Vec<u64>>,
         compression: &str,
-        compression_level: i32,
         overwrite: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let spec = build_spec(
@@ -307,7 +303,6 @@ impl PyStore {
                 chunks,
                 shards,
                 compression,
-                compression_level,
             },
         )?;
         let plan = crate::py_plan::create(py, &self.store, name, &spec, shape, dtype, &parts, overwrite)?;

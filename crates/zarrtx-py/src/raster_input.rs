@@ -32,10 +32,8 @@ pub struct SpecArgs<'a, 'py> {
     pub chunks: Option<Vec<u64>>,
     /// Shard shape.
     pub shards: Option<Vec<u64>>,
-    /// `"zstd"`, `"none"`, `"blosc-lz4"`, `"blosc-zstd"`.
+    /// The compression as text (`"zstd"`, `"zstd:3"`, `"blosc-lz4"`, `"none"`, ...: [`zarrtx::raster::settings`]).
     pub compression: &'a str,
-    /// Codec level.
-    pub compression_level: i32,
 }
 
 /// Parses a Zarr v3 dtype name the engine supports, or refuses it naming the element.
@@ -44,39 +42,31 @@ pub fn parse_dtype(name: &str, dtype: &str) -> PyResult<DataType> {
         .ok_or_else(|| invalid(name, format!("dtype '{dtype}' is not supported (bool, (u)int8..64, float32/64)")))
 }
 
-/// The compression Python names: `zstd` (at `level`), `none`, `blosc-lz4` or `blosc-zstd` (level clamped to 0..9).
-pub fn parse_compression(name: &str, compression: &str, level: i32) -> PyResult<Compression> {
-    Ok(match compression {
-        "zstd" => Compression::Zstd { level },
-        "none" => Compression::None,
-        "blosc-lz4" | "blosc-zstd" => Compression::Blosc {
-            cname: compression.trim_start_matches("blosc-").to_string(),
-            clevel: u8::try_from(level.clamp(0, 9)).unwrap_or(5),
-            shuffle: true,
-        },
-        other => {
-            return Err(invalid(
-                name,
-                format!("compression must be 'zstd', 'none', 'blosc-lz4' or 'blosc-zstd', got '{other}'"),
-            ))
-        }
-    })
+/// Parses a compression text ([`zarrtx::raster::settings`]), or refuses it naming the element.
+pub fn parse_compression(name: &str, compression: &str) -> PyResult<Compression> {
+    compression.parse().map_err(|e| invalid(name, e))
+}
+
+/// `"image"` (or `"images"`) or `"labels"` as the engine's kind.
+pub fn raster_kind(kind: &str) -> Option<RasterKind> {
+    match kind {
+        "image" | "images" => Some(RasterKind::Image),
+        "labels" => Some(RasterKind::Labels),
+        _ => None,
+    }
 }
 
 /// Builds the engine spec (nothing is validated against the data here; the engine does that).
 pub fn build_spec(name: &str, args: SpecArgs<'_, '_>) -> PyResult<RasterSpec> {
-    let kind = match args.kind {
-        "image" | "images" => RasterKind::Image,
-        "labels" => RasterKind::Labels,
-        other => return Err(invalid(name, format!("kind must be 'image' or 'labels', got '{other}'"))),
-    };
+    let kind = raster_kind(args.kind)
+        .ok_or_else(|| invalid(name, format!("kind must be 'image' or 'labels', got '{}'", args.kind)))?;
     let dims: Vec<&str> = args.dims.iter().map(String::as_str).collect();
     let mut spec = RasterSpec::new(kind, &dims);
     spec.channel_names = args.channel_names;
     spec.chunk_shape = args.chunks;
     spec.shard_shape = args.shards;
     spec.transformations = crate::json::transformations_from_py(args.transformations, name)?;
-    spec.compression = parse_compression(name, args.compression, args.compression_level)?;
+    spec.compression = parse_compression(name, args.compression)?;
     spec.pyramid = match (args.scale_factors, args.levels) {
         (Some(_), Some(l)) if !l.is_none() => {
             return Err(invalid(name, "give either scale_factors (computed levels) or levels (given levels), not both"))
@@ -103,11 +93,10 @@ pub fn build_spec(name: &str, args: SpecArgs<'_, '_>) -> PyResult<RasterSpec> {
 pub fn slab_axis_and_height(spec: &RasterSpec, shape: &[usize]) -> (usize, usize) {
     let axis = spec.dims.iter().position(|d| d != "c").unwrap_or(0);
     let from_spec = spec.shard_shape.as_ref().or(spec.chunk_shape.as_ref()).and_then(|s| s.get(axis).copied());
-    let height = match from_spec {
-        Some(h) => h as usize,
-        None if spec.dims[axis] == "z" => 1,
-        None => 1024,
-    };
+    let height = from_spec.unwrap_or_else(|| {
+        let shape: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+        zarrtx::raster::default_chunk_shape(&spec.dims, &shape).get(axis).copied().unwrap_or(1)
+    }) as usize;
     (axis, height.clamp(1, shape.get(axis).copied().unwrap_or(1).max(1)))
 }
 

@@ -1,7 +1,7 @@
 //! `zarrtx gc STORE|HIERARCHY [--grace-seconds S] [--json]`: reclaim leftovers and old data older than the grace
 //! period (of a Zarr v3 hierarchy: its abandoned and committed array plans).
 
-use super::plan_target::PlanTarget;
+use super::plans::PlanTarget;
 use crate::cli_error::CliResult;
 use crate::output::{emit, emit_json, human_bytes};
 use serde_json::json;

@@ -2,15 +2,12 @@
 
 pub mod add;
 pub mod add_vector;
-pub mod array_plan;
 pub mod demo;
 pub mod gc;
 pub mod info;
 pub mod init;
 pub mod log;
-pub mod plan;
-pub mod plan_part;
-pub mod plan_target;
+pub mod plans;
 pub mod read;
 pub mod rm;
 pub mod table;

@@ -66,6 +66,11 @@ impl Dims {
         matches!(self, Dims::Cyx | Dims::Czyx)
     }
 
+    /// The layout with these axis names, if it is one of the four.
+    pub fn of_axes(axes: &[&str]) -> Option<Dims> {
+        [Dims::Cyx, Dims::Czyx, Dims::Yx, Dims::Zyx].into_iter().find(|d| d.axes() == axes)
+    }
+
     /// The name used on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,23 +97,20 @@ impl Dims {
     }
 }
 
-/// The default dims for an input with `ndim` dimensions: images 2-D → `cyx` (a channel axis of 1 is added),
-/// 3-D → `cyx`, 4-D → `czyx`; labels 2-D → `yx`, 3-D → `zyx`.
+/// The default dims for an input with `ndim` dimensions: the engine's ([`zarrtx::raster::default_dims`]: images
+/// 3-D → `cyx`, 4-D → `czyx`; labels 2-D → `yx`, 3-D → `zyx`), and `cyx` for a 2-D image (a channel axis of 1 is
+/// added).
 pub fn infer_dims(kind: RasterKind, ndim: usize, input: &Path) -> CliResult<Dims> {
-    match (kind, ndim) {
-        (RasterKind::Image, 2 | 3) => Ok(Dims::Cyx),
-        (RasterKind::Image, 4) => Ok(Dims::Czyx),
-        (RasterKind::Labels, 2) => Ok(Dims::Yx),
-        (RasterKind::Labels, 3) => Ok(Dims::Zyx),
-        (RasterKind::Image, n) => Err(CliError::usage(format!(
-            "{} has {n} dimensions; an image needs 2 (y,x), 3 (c,y,x) or 4 (c,z,y,x)",
-            input.display()
-        ))),
-        (RasterKind::Labels, n) => Err(CliError::usage(format!(
-            "{} has {n} dimensions; labels need 2 (y,x) or 3 (z,y,x)",
-            input.display()
-        ))),
+    let with_channel = if kind == RasterKind::Image && ndim == 2 { 3 } else { ndim };
+    if let Some(axes) = zarrtx::raster::default_dims(kind, with_channel) {
+        return Ok(Dims::of_axes(axes).expect("the engine's default dims are one of the four layouts"));
     }
+    Err(CliError::usage(match kind {
+        RasterKind::Image => {
+            format!("{} has {ndim} dimensions; an image needs 2 (y,x), 3 (c,y,x) or 4 (c,z,y,x)", input.display())
+        }
+        RasterKind::Labels => format!("{} has {ndim} dimensions; labels need 2 (y,x) or 3 (z,y,x)", input.display()),
+    }))
 }
 
 /// How a file's shape maps onto the element's dims.
@@ -291,7 +293,10 @@ fn load_npy(input: &Path, kind: RasterKind, dims: Option<Dims>, chunks: Option<&
     let element_shape = conformed_shape(&info.shape, c);
     let element_chunks: Vec<u64> = match chunks {
         Some(ch) if ch.len() == element_shape.len() => ch.to_vec(),
-        _ => default_chunk_guess(&element_shape, dims),
+        _ => {
+            let axes: Vec<String> = dims.axes().iter().map(|a| a.to_string()).collect();
+            zarrtx::raster::default_chunk_shape(&axes, &element_shape)
+        }
     };
     let file_chunks: Vec<u64> = match c {
         Conform::Same => element_chunks,
@@ -318,20 +323,6 @@ fn load_npy(input: &Path, kind: RasterKind, dims: Option<Dims>, chunks: Option<&
         dims,
         streamed: true,
     })
-}
-
-/// A guess of the engine's default chunking (all channels, one z plane, 1024 × 1024 pixels), used only to
-/// align streamed blocks; a wrong guess costs speed, never correctness.
-fn default_chunk_guess(shape: &[u64], dims: Dims) -> Vec<u64> {
-    dims.axes()
-        .iter()
-        .zip(shape)
-        .map(|(axis, &n)| match *axis {
-            "c" => n.max(1),
-            "z" => 1,
-            _ => 1024,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
-//! Helpers shared by the plan tests: running the real `zarrtx` binary (to completion, or spawned to run alongside
-//! others), writing and reading `.npy` files, and snapshotting a directory's files.
+//! Helpers shared by the CLI's end-to-end tests: running the real `zarrtx` binary (to completion, or spawned to run
+//! alongside others), making a store and reading `info`, writing input files (`.npy`, text, parquet) and reading
+//! `.npy` output, and snapshotting a directory's files.
 #![allow(dead_code)]
 
+use arrow_array::RecordBatch;
+use npyz::WriterBuilder;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// Command-line arguments of any string-like type.
@@ -20,14 +23,19 @@ pub fn zarrtx() -> Command {
     c
 }
 
-/// Runs `zarrtx args`; returns the exit code, stdout and stderr.
-pub fn run(args: &Args) -> (i32, String, String) {
-    let out: Output = zarrtx().args(args.iter().map(|a| a.as_ref())).output().expect("the zarrtx binary runs");
+/// Runs `cmd` (e.g. [`zarrtx`] with some environment) with `args`; returns the exit code, stdout and stderr.
+pub fn run_command(cmd: &mut Command, args: &Args) -> (i32, String, String) {
+    let out: Output = cmd.args(args.iter().map(|a| a.as_ref())).output().expect("the zarrtx binary runs");
     (
         out.status.code().expect("exited normally, not by a signal"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `zarrtx args`; returns the exit code, stdout and stderr.
+pub fn run(args: &Args) -> (i32, String, String) {
+    run_command(&mut zarrtx(), args)
 }
 
 /// Runs `zarrtx args`, which must succeed; returns its stdout.
@@ -91,18 +99,56 @@ pub fn write_npy_bytes(path: &Path, descr: &str, shape: &[u64], data: &[u8]) {
     file.write_all(data).unwrap();
 }
 
-/// Writes a C-order uint16 `.npy` file.
-pub fn write_npy(path: &Path, shape: &[u64], data: &[u16]) {
+/// Writes a C-order `.npy` file of `shape` holding `data` (any numpy-serializable element type).
+pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
     assert_eq!(shape.iter().product::<u64>(), data.len() as u64, "the data fills the shape");
-    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_npy_bytes(path, "<u2", shape, &bytes);
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(BufWriter::new(File::create(path).unwrap()))
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
 }
 
-/// Reads a uint16 `.npy` file: its shape and values.
-pub fn read_npy(path: &Path) -> (Vec<u64>, Vec<u16>) {
+/// Reads a `.npy` file: its shape and values.
+pub fn read_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
     let npy = npyz::NpyFile::new(File::open(path).unwrap()).unwrap();
     let shape = npy.shape().to_vec();
     (shape, npy.into_vec().unwrap())
+}
+
+/// Writes `text` to the file `name` in `dir`; returns its path.
+pub fn write_text(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Writes `batch` as a parquet file.
+pub fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let f = File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Creates the store `s.zarr` in `dir` with `zarrtx init`; returns its path.
+pub fn new_store(dir: &Path) -> PathBuf {
+    let s = dir.join("s.zarr");
+    ok(&[&"init", &s]);
+    s
+}
+
+/// `zarrtx info STORE --json`.
+pub fn info(store: &Path) -> Value {
+    json(&[&"info", &store, &"--json"])
+}
+
+/// The element `name` of an `info --json` output (a panic when it is not listed).
+pub fn element<'a>(info: &'a Value, name: &str) -> &'a Value {
+    info["elements"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{name} missing"))
 }
 
 /// Every file under `dir`, by relative path, with its contents.

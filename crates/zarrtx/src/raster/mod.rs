@@ -4,6 +4,7 @@
 pub mod info;
 pub mod metadata;
 pub mod read;
+pub mod settings;
 pub mod spec;
 pub mod validate;
 pub mod write;
@@ -22,6 +23,7 @@ pub(crate) mod zarr_io;
 pub use info::{describe, LevelInfo, RasterInfo};
 pub use levels::default_chunk_shape;
 pub use read::read_region;
+pub use settings::{default_dims, CompressionSyntaxError};
 pub use spec::*;
 pub use validate::validate;
 pub use write::{write_element, write_element_with, WriteOptions, DEFAULT_MEMORY_LIMIT};

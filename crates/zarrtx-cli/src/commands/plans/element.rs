@@ -1,19 +1,21 @@
-//! `zarrtx write-plan` and `zarrtx plans`: plan one image or labels element written in parts by many processes
-//! (one cluster job per part), and show where the plans stand (a store's element plans here, a hierarchy's array
-//! plans through [`super::array_plan`]). `write-part` and `commit-plan` are in [`super::plan_part`].
+//! `zarrtx write-plan` (plan one image or labels element of a store, written in parts by many processes: one
+//! cluster job per part), and the element side of `commit-plan` (the pyramid, then the one commit that publishes
+//! it) and of `plans`.
 
-use super::open_write;
-use super::plan_target::PlanTarget;
+use super::{emit_statuses, parse_dtype, region_json, region_text, state_text, status_json, CommitPlanArgs};
 use crate::cli_error::{CliError, CliResult};
+use crate::commands::open_write;
 use crate::input::Dims;
 use crate::output::{emit, emit_json, iso_time, shape_text, writer_json, writer_text};
+use crate::progress_bar::BytesProgress;
 use crate::transform_arg::{collect_transforms, parse_transform_arg, TransformArg};
 use clap::Args;
 use serde_json::{json, Value};
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Instant;
 use zarrtx::{
-    Compression, DataType, ElementName, PartLayout, PlanCommit, PlanInfo, PlanStatus, Pyramid, RasterKind, RasterSpec,
+    Compression, DataType, ElementName, PartLayout, PlanCommit, PlanInfo, PlanOptions, Pyramid, RasterKind,
+    RasterSpec, Store,
 };
 
 /// Arguments of `write-plan`.
@@ -48,8 +50,7 @@ pub struct WritePlanArgs {
     /// Shard shape (a multiple of the chunk shape): the unit parts are made of.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none.
-    #[arg(long, value_parser = crate::parse_compression, value_name = "CODEC")]
+    #[arg(long, value_name = "CODEC", help = crate::COMPRESSION_HELP)]
     pub compression: Option<Compression>,
     /// Pyramid downscale factors, one per extra level (computed at commit-plan), e.g. 2,2 for three levels.
     #[arg(long, alias = "scales", value_delimiter = ',', num_args = 1)]
@@ -66,16 +67,6 @@ pub struct WritePlanArgs {
     pub json: bool,
 }
 
-/// Parses `--dtype` (Zarr names, as numpy spells them).
-pub fn parse_dtype(s: &str) -> Result<DataType, String> {
-    DataType::from_zarr_name(s.trim()).ok_or_else(|| {
-        format!(
-            "unknown dtype '{s}': use bool, uint8, uint16, uint32, uint64, int8, int16, int32, int64, float32 or \
-             float64"
-        )
-    })
-}
-
 /// Parses `--dims`: `c,y,x`, `c,z,y,x`, `y,x` or `z,y,x` (commas optional).
 pub fn parse_dims(s: &str) -> Result<Dims, String> {
     let joined: String = s.split(',').map(str::trim).collect();
@@ -86,17 +77,6 @@ pub fn parse_dims(s: &str) -> Result<Dims, String> {
         "zyx" => Ok(Dims::Zyx),
         _ => Err(format!("unknown axes '{s}': use c,y,x or c,z,y,x (images), y,x or z,y,x (labels)")),
     }
-}
-
-/// `[a..b, c..d]` as JSON `[[a, b], [c, d]]`.
-pub fn region_json(region: &[Range<u64>]) -> Value {
-    Value::Array(region.iter().map(|r| json!([r.start, r.end])).collect())
-}
-
-/// `[a..b, c..d]` as text.
-pub fn region_text(region: &[Range<u64>]) -> String {
-    let parts: Vec<String> = region.iter().map(|r| format!("{}..{}", r.start, r.end)).collect();
-    format!("[{}]", parts.join(", "))
 }
 
 fn plan_json(info: &PlanInfo) -> Value {
@@ -192,95 +172,48 @@ pub fn run_write_plan(args: WritePlanArgs, single_writer: bool) -> CliResult<i32
     Ok(0)
 }
 
-/// Where a plan stands, as text; `committed` describes its commit.
-pub fn state_text<P, C>(s: &PlanStatus<P, C>, committed: impl Fn(&C) -> String) -> String {
-    match (&s.committed, s.is_complete()) {
-        (Some(c), _) => committed(c),
-        (None, true) => "complete, ready to commit".into(),
-        (None, false) if s.started.is_empty() => format!("open, {} part(s) to write", s.missing.len()),
-        (None, false) => format!(
-            "open, {} part(s) to write ({} started: running, or interrupted and to be run again)",
-            s.missing.len(),
-            s.started.len()
-        ),
+/// `commit-plan` of an element plan: the pyramid, then the commit.
+pub fn commit(store: &Store, args: &CommitPlanArgs) -> CliResult<i32> {
+    let plan = store.plan_info(&args.plan_id)?;
+    let progress = BytesProgress::new(format!("pyramid of {}", plan.name));
+    let started = Instant::now();
+    let options = PlanOptions { progress: &progress, memory_limit: args.memory_limit_mib.saturating_mul(1 << 20) };
+    let result = store.commit_plan_with(&plan.plan_id, &options);
+    progress.finish();
+    let c = result?;
+    let already = c.attempts == 0;
+    if args.json {
+        emit_json(&json!({
+            "plan_id": plan.plan_id,
+            "name": plan.name,
+            "element_type": plan.element_type.group(),
+            "version": c.version,
+            "txn": c.txn,
+            "already_committed": already,
+            "published": c.published,
+        }));
+    } else if already {
+        emit(&format!(
+            "plan {} was already committed: {}/{} at version {}; nothing to do",
+            plan.plan_id, plan.element_type, plan.name, c.version
+        ));
+    } else {
+        emit(&format!(
+            "committed {}/{} at version {} (plan {}, {} parts) in {:.2} s{}",
+            plan.element_type,
+            plan.name,
+            c.version,
+            plan.plan_id,
+            plan.parts.len(),
+            started.elapsed().as_secs_f64(),
+            if c.published { "" } else { " (publication pending: the next write or `zarrtx gc` publishes it)" }
+        ));
     }
+    Ok(0)
 }
 
-/// `plan` (a plan's JSON) with where the plan stands added: `done`, `started`, `missing`, `complete` and
-/// `committed` (`committed` describes the commit; null while there is none).
-pub fn status_json<P, C>(s: &PlanStatus<P, C>, mut plan: Value, committed: impl Fn(&C) -> Value) -> Value {
-    if let Some(obj) = plan.as_object_mut() {
-        obj.insert(
-            "done".into(),
-            Value::Array(
-                s.done
-                    .iter()
-                    .map(|d| {
-                        json!({"part": d.part, "chunks": d.chunks, "bytes": d.bytes, "elapsed_ms": d.elapsed_ms,
-                               "finished_ms": d.finished_ms, "writer": writer_json(&d.writer)})
-                    })
-                    .collect(),
-            ),
-        );
-        obj.insert("started".into(), json!(s.started));
-        obj.insert("missing".into(), json!(s.missing));
-        obj.insert("complete".into(), json!(s.is_complete()));
-        obj.insert("committed".into(), s.committed.as_ref().map(committed).unwrap_or(Value::Null));
-    }
-    plan
-}
-
-/// One line per part of `parts` (the plan's regions): its region and whether it is done, started or to write.
-fn part_lines<P, C>(s: &PlanStatus<P, C>, parts: &[Vec<Range<u64>>]) -> String {
-    let mut out = String::new();
-    for (i, region) in parts.iter().enumerate() {
-        let state = match s.done.iter().find(|d| d.part == i) {
-            Some(d) => format!("done ({} chunks, by {})", d.chunks, writer_text(&d.writer)),
-            None if s.started.contains(&i) => "started (running, or interrupted)".into(),
-            None => "to write".into(),
-        };
-        out.push_str(&format!("  part {i} {}: {state}\n", region_text(region)));
-    }
-    out
-}
-
-/// Prints `statuses` as `plans` does: with `one` (a plan id was given), the single plan's JSON object, else a JSON
-/// array; `empty` is the text when there are no plans, `line` the text line of one plan (parts follow with `one`).
-pub fn emit_statuses<P, C>(
-    statuses: &[PlanStatus<P, C>],
-    one: bool,
-    json: bool,
-    empty: &str,
-    to_json: impl Fn(&PlanStatus<P, C>) -> Value,
-    line: impl Fn(&PlanStatus<P, C>) -> (String, &[Vec<Range<u64>>]),
-) {
-    if json {
-        let list: Vec<Value> = statuses.iter().map(to_json).collect();
-        emit_json(&if one { list.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(list) });
-        return;
-    }
-    if statuses.is_empty() {
-        emit(empty);
-        return;
-    }
-    let mut out = String::new();
-    for s in statuses {
-        let (text, parts) = line(s);
-        out.push_str(&text);
-        out.push('\n');
-        if one {
-            out.push_str(&part_lines(s, parts));
-        }
-    }
-    emit(out.trim_end());
-}
-
-/// Runs `plans PATH [PLAN_ID]`: the element plans of a store, or the array plans of a hierarchy.
-pub fn run_plans(path: &Path, plan_id: Option<&str>, json: bool) -> CliResult<i32> {
-    let store = match PlanTarget::open_read(path)? {
-        PlanTarget::Store(store) => store,
-        PlanTarget::Hierarchy(h) => return super::array_plan::run_plans(&h, plan_id, json),
-    };
+/// `plans` of a store: its element plans, or one plan part by part.
+pub fn list(store: &Store, plan_id: Option<&str>, json: bool) -> CliResult<i32> {
     let plans = match plan_id {
         Some(id) => vec![store.plan_status(id)?],
         None => store.list_plans()?,

@@ -12,7 +12,7 @@ machines; the ratios printed at the end are what to compare).
       limit:  zstd level 0 encoding alone of the same 1024x1024 chunks on all cores (python-zstandard in a thread
               pool; it releases the GIL), no I/O.
 
-    python bench/bench_issue2.py [--n 16] [--side 16384] [--out bench-out] [--skip-adds] [--skip-image]
+    python bench/adds_and_big_image.py [--n 16] [--side 16384] [--out bench-out] [--skip-adds] [--skip-image]
                                  [--skip-peers] [--json results.json]
 
 Needs the release binary (ZARRTX_BIN or target/release/zarrtx) and the venv from
@@ -30,31 +30,11 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def find_peer_dir() -> Path:
-    cands = [os.environ.get("ZARRTX_PEER_DIR"), REPO.parent / "shared" / "peer", Path("/work/shared/peer")]
-    for c in cands:
-        if c and (Path(c) / "peer_spatialdata.py").is_file():
-            return Path(c)
-    sys.exit("bench: cannot find shared/peer (set ZARRTX_PEER_DIR)")
-
-
-def zarrtx_bin() -> str:
-    b = os.environ.get("ZARRTX_BIN") or str(REPO / "target" / "release" / "zarrtx")
-    if not os.access(b, os.X_OK):
-        sys.exit(f"bench: no zarrtx binary at {b}; run `cargo build --release -p zarrtx-cli`")
-    return b
-
-
-def hr(title: str) -> None:
-    print(f"\n=== {title} ===", flush=True)
+from _inputs import REPO, bench_encode_limit, find_peer_dir, hr, make_image, zarrtx_bin
 
 
 def fmt(x, spec=".2f", none="-"):
@@ -168,39 +148,6 @@ def bench_peer_spatialdata(peer: Path, n: int, out: Path) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def make_image(side: int) -> np.ndarray:
-    """Exactly the image peer_array_write.py writes."""
-    yy, xx = np.mgrid[0:side, 0:side // 8]
-    tile = ((np.sin(yy / 50.0) + np.cos(xx / 37.0)) * 1000 + 2000).astype(np.uint16)
-    img = np.tile(tile, (1, 8))
-    img += np.random.default_rng(0).integers(0, 64, img.shape, dtype=np.uint16)
-    return img
-
-
-def bench_encode_limit(img: np.ndarray, chunk: int = 1024, threads: int | None = None) -> dict:
-    import zstandard
-
-    threads = threads or os.cpu_count() or 1
-    blocks = [(y, x) for y in range(0, img.shape[0], chunk) for x in range(0, img.shape[1], chunk)]
-    local = {}
-
-    def enc(yx):
-        import threading
-
-        c = local.get(threading.get_ident())
-        if c is None:
-            c = local[threading.get_ident()] = zstandard.ZstdCompressor(level=0)
-        y, x = yx
-        return len(c.compress(np.ascontiguousarray(img[y:y + chunk, x:x + chunk]).tobytes()))
-
-    with ThreadPoolExecutor(threads) as ex:
-        list(ex.map(enc, blocks[: threads]))  # warm-up
-        t0 = time.perf_counter()
-        sizes = list(ex.map(enc, blocks))
-        dt = time.perf_counter() - t0
-    return {"writer": f"zstd-0 encode only ({threads} threads)", "wall_s": dt, "compressed_bytes": sum(sizes)}
-
-
 def bench_zarrtx_image(zx: str, img: np.ndarray, out: Path, side: int, stream: bool, fsync: bool = True) -> dict:
     shm = Path("/dev/shm")
     tmpdir = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else out))
@@ -281,7 +228,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
                      "zarrtx": zx, "peer_dir": str(peer)}
-    print(f"bench_issue2: {os.cpu_count()} cores, zarrtx={zx}, peers={peer}, out={out}")
+    print(f"adds_and_big_image: {os.cpu_count()} cores, zarrtx={zx}, peers={peer}, out={out}")
 
     if not a.skip_adds:
         hr(f"(a) {a.n} processes x one 128x128 int32 labels element")

@@ -1,7 +1,7 @@
 """Issue 5: ONE large image written by many workers, zarrtx next to the peers, side by side in ONE run.
 
 For each size (uint16, c=1, square y = x, default 512 MiB and 2 GiB), with 1024x1024 chunks, zstd level 0 and
-uncompressed, every writer below writes the same image (bench_issue2.make_image, the image of
+uncompressed, every writer below writes the same image (_inputs.make_image, the image of
 shared/peer/peer_array_write.py) into a fresh store under --out; the store is checked and deleted before the next
 writer starts.
 
@@ -24,11 +24,11 @@ writer starts.
            hdmf-zarr: NWBZarrIO.write(number_of_jobs=cores) of a TimeSeries whose data is a GenericDataChunkIterator
            over the .npy (its documented parallel write), when hdmf_zarr imports.
   limits   zstd level 0 encoding alone of the image's 1024x1024 chunks on all cores (python-zstandard in a thread
-           pool, no I/O; bench_issue2.bench_encode_limit), and sequential disk-write bandwidth: the image's bytes
+           pool, no I/O; _inputs.bench_encode_limit), and sequential disk-write bandwidth: the image's bytes
            written to --out in 64 MiB writes + fsync, measured before and after the writers of each size.
 
 Honesty rules. Every writer runs in its own fresh process (the peers and zarrtx's Python writers as
-`python bench_issue5.py --child ...`), timed from after imports and data loading (for the in-memory writers the image
+`python parallel_image.py --child ...`), timed from after imports and data loading (for the in-memory writers the image
 is loaded from the .npy first, untimed; a one-chunk warm-up write into a scratch store loads the libraries) to the
 end of the write PLUS a syncfs(2) of the store's filesystem: zarrtx fsyncs by itself as it writes (its default),
 the others do not, so their "flush s" is the time the page cache was hiding. The row "durable=False" is zarrtx
@@ -38,9 +38,9 @@ machine). Peak RSS is the kernel's ru_maxrss: of each process (main), and of eac
 processes, Dask workers, hdmf-zarr's pool). One run; the machine is shared and noisy: compare the ratios inside one
 run, not absolute figures across runs.
 
-    python bench/bench_issue5.py [--sizes 512,2048] [--codecs zstd,none] [--procs 1,2,4] [--dask-workers 2]
+    python bench/parallel_image.py [--sizes 512,2048] [--codecs zstd,none] [--procs 1,2,4] [--dask-workers 2]
                                  [--out /tmp/zarrtx-bench-parallel] [--skip-peers] [--json FILE]
-    python bench/bench_issue5.py --sizes 64          # a quick look (64 MiB)
+    python bench/parallel_image.py --sizes 64          # a quick look (64 MiB)
 
 Needs the release binary (ZARRTX_BIN or target/release/zarrtx), the zarrtx package and the venv of
 `scripts/setup-python-env.sh --bench`: `bash bench/run_bench_parallel.sh` does all of that.
@@ -67,12 +67,10 @@ from pathlib import Path
 
 import numpy as np
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_issue2 import bench_encode_limit, find_peer_dir, make_image, zarrtx_bin  # noqa: E402
+from _inputs import BENCH, NpySource, bench_encode_limit, find_peer_dir, hr, make_image, zarrtx_bin  # noqa: E402
 
 MiB = 2**20
 CHUNK = 1024
@@ -122,26 +120,6 @@ def flush_to_disk(root: Path) -> float:
 
 def tree_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
-
-
-class NpySource:
-    """A .npy file as an array-like for dask.array.from_array: every read maps the file, copies the block and
-    unmaps it, so a worker holds only the blocks it is working on (no file pages stay mapped). Pickles to its path."""
-
-    def __init__(self, path: str, channel: int | None = None) -> None:
-        a = np.load(path, mmap_mode="r")
-        self.path, self.channel = str(path), channel
-        shape = a.shape if channel is None else a.shape[1:]
-        self.shape, self.dtype, self.ndim = tuple(shape), a.dtype, len(shape)
-        del a
-
-    def __getitem__(self, key):
-        m = np.load(self.path, mmap_mode="r")
-        if self.channel is not None:
-            m = m[self.channel]
-        out = np.array(m[key])
-        del m
-        return out
 
 
 def load_peer(peer_dir: Path) -> tuple[dict, list[tuple[str, object]]]:
@@ -209,10 +187,6 @@ def peer_codec(codec: str):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _codec_args(codec: str) -> tuple[str, int]:
-    return ("zstd", 0) if codec == "zstd" else ("none", 0)
-
-
 def child_zarrtx_threads(a, streamed: bool, durable: bool = True):
     import zarrtx
     from spatialdata.models import Image2DModel
@@ -231,8 +205,7 @@ def child_zarrtx_threads(a, streamed: bool, durable: bool = True):
             store.add(NAME, el)  # the public API: zstd level 0 is its default
         else:
             kind, dims, kwargs = add_raster_args(NAME, el)  # exactly what Store.add does, with the codec given
-            codec, level = _codec_args(a.codec)
-            store._handle().add_raster(NAME, kind, dims, compression=codec, compression_level=level, **kwargs)
+            store._handle().add_raster(NAME, kind, dims, compression=a.codec, **kwargs)  # "zstd" is level 0
 
     # Warm-up, untimed (as for the peers): one chunk into a scratch store.
     add(zarrtx.open(a.store + ".warmup", durable=durable), data[:, :CHUNK, :CHUNK])
@@ -306,7 +279,7 @@ def child_hdmf(a):
     from hdmf_zarr.nwb import NWBZarrIO
     from pynwb import NWBFile, TimeSeries
 
-    from bench_issue5_hdmf import NpyChunkIterator
+    from _hdmf_source import NpyChunkIterator
 
     side_y, side_x = np.load(a.npy, mmap_mode="r").shape[1:]
     it = NpyChunkIterator(a.npy, buffer_shape=(CHUNK, side_x), chunk_shape=(CHUNK, CHUNK),
@@ -398,7 +371,7 @@ def short_error(res: dict) -> str:
 
 
 def run_child(kind: str, a, npy: Path, store: Path, codec: str, **extra) -> dict:
-    argv = [sys.executable, str(BENCH / "bench_issue5.py"), "--child", kind, "--npy", str(npy), "--store", str(store),
+    argv = [sys.executable, str(BENCH / "parallel_image.py"), "--child", kind, "--npy", str(npy), "--store", str(store),
             "--codec", codec]
     for k, v in extra.items():
         argv += [f"--{k.replace('_', '-')}", str(v)]
@@ -606,10 +579,6 @@ def bench_size(a, zx: str, mib_req: float, out: Path, peer_names: list[str], hdm
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def hr(title: str) -> None:
-    print(f"\n=== {title} ===", flush=True)
-
-
 def fmt(x, spec=".2f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -771,12 +740,12 @@ def main(argv=None) -> int:
     need = max(a.sizes) * MiB * 3.2
     free = shutil.disk_usage(out).free
     if free < need:
-        sys.exit(f"bench_issue5: {out} has {free / 2**30:.1f} GiB free, needs about {need / 2**30:.1f} GiB")
+        sys.exit(f"parallel_image: {out} has {free / 2**30:.1f} GiB free, needs about {need / 2**30:.1f} GiB")
     peer_names = [] if a.skip_peers else [name for name, _ in load_peer(peer)[1]]
     hdmf = None if a.skip_peers else hdmf_status()
     import zarrtx
 
-    print(f"bench_issue5: {CORES} cores, zarrtx {zarrtx.__version__} ({zx}), peers {peer}, out {out}")
+    print(f"parallel_image: {CORES} cores, zarrtx {zarrtx.__version__} ({zx}), peers {peer}, out {out}")
     print(f"  sizes {[f'{s:g} MiB' for s in a.sizes]}, codecs {a.codecs}, write-part processes {a.procs}, "
           f"dask workers {a.dask_workers}; peers: {peer_names or 'skipped'}"
           + ("" if a.skip_peers else f", hdmf-zarr: {'yes' if hdmf is None else 'not installed (' + hdmf + ')'}"))
@@ -806,8 +775,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as the importable module `bench_issue5`, not as __main__, so that what is pickled to worker processes
-    # (NpySource) refers to a module they can import (PYTHONPATH holds bench/).
-    import bench_issue5
+    # Run as the importable module `parallel_image`, not as __main__, so that what is pickled to worker processes
+    # refers to modules they can import (PYTHONPATH holds bench/).
+    import parallel_image
 
-    sys.exit(bench_issue5.main())
+    sys.exit(parallel_image.main())

@@ -1,13 +1,14 @@
 //! `zarrtx array-plan`: plan one array of a plain Zarr v3 hierarchy (an NWB file written by hdmf-zarr, a group
 //! written by zarr-python) written in parts by many processes — a new array, or the existing one filled — and the
-//! hierarchy side of `plans` and `commit-plan`. `write-part` reads and writes an array plan's parts exactly as an
-//! element plan's ([`super::plan_part`]).
+//! hierarchy side of `commit-plan` and `plans`. `write-part` reads and writes an array plan's parts exactly as an
+//! element plan's.
 
-use super::durable;
-use super::plan::{emit_statuses, parse_dtype, region_json, region_text, state_text, status_json};
-use super::plan_part::CommitPlanArgs;
-use super::plan_target::{holds_no_node, in_cli_terms};
+use super::{
+    chunk_shape, emit_statuses, holds_no_node, in_cli_terms, parse_dtype, region_json, region_text, state_text,
+    status_json, CommitPlanArgs,
+};
 use crate::cli_error::{CliError, CliResult};
+use crate::commands::durable;
 use crate::output::{emit, emit_json, iso_time, shape_text, writer_json, writer_text};
 use clap::Args;
 use serde_json::{json, Map, Value};
@@ -51,8 +52,7 @@ pub struct ArrayPlanArgs {
     /// Shard shape (a multiple of the chunk shape): the unit parts are made of.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     pub shards: Option<Vec<u64>>,
-    /// Chunk compression: zstd, zstd:LEVEL, blosc, blosc:CNAME:CLEVEL or none (default zstd, as zarr-python).
-    #[arg(long, value_parser = crate::parse_compression, value_name = "CODEC")]
+    #[arg(long, value_name = "CODEC", help = crate::COMPRESSION_HELP)]
     pub compression: Option<Compression>,
     /// The fill value as Zarr v3 JSON: 0, 1.5, true, "NaN" (NaN, Infinity and -Infinity are accepted bare).
     #[arg(long, value_parser = parse_fill_value, value_name = "JSON", allow_hyphen_values = true)]
@@ -91,19 +91,6 @@ pub fn parse_attrs(s: &str) -> Result<Map<String, Value>, String> {
         Ok(_) => Err(format!("attributes '{s}' are not a JSON object: give e.g. '{{\"unit\": \"volts\"}}'")),
         Err(e) => Err(format!("attributes '{s}' are not JSON ({e}): give e.g. '{{\"unit\": \"volts\"}}'")),
     }
-}
-
-/// The chunk shape of a plan's array that input blocks are aligned to: the inner chunks when it is sharded, else
-/// the chunk grid (the plan's write unit).
-pub fn chunk_shape(info: &ArrayPlanInfo) -> Vec<u64> {
-    let first = info.metadata.pointer("/codecs/0");
-    let inner = first
-        .filter(|c| c.get("name").and_then(Value::as_str) == Some("sharding_indexed"))
-        .and_then(|c| c.pointer("/configuration/chunk_shape"))
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
-        .filter(|c| c.len() == info.shape.len() && c.iter().all(|&n| n > 0));
-    inner.unwrap_or_else(|| info.write_unit.clone())
 }
 
 /// An array plan as JSON (what `array-plan --json` prints; `plans --json` adds where it stands).
@@ -245,9 +232,8 @@ pub fn commit(h: &Hierarchy, args: &CommitPlanArgs) -> CliResult<i32> {
     }
     Ok(0)
 }
-
 /// `plans` of a hierarchy: its array plans, or one plan part by part.
-pub fn run_plans(h: &Hierarchy, plan_id: Option<&str>, json: bool) -> CliResult<i32> {
+pub fn list(h: &Hierarchy, plan_id: Option<&str>, json: bool) -> CliResult<i32> {
     let plans = match plan_id {
         Some(id) => vec![h.plan_status(id)?],
         None => h.list_plans()?,
@@ -339,25 +325,5 @@ mod tests {
         let Command::ArrayPlan(a) = cli.command else { panic!("wrong command") };
         let e = spec_of(&a).unwrap_err();
         assert!(e.message.contains("array 'a'") && e.message.contains("--dimension-names has 1 entries"), "{e}");
-    }
-
-    #[test]
-    fn input_blocks_follow_the_inner_chunks_of_a_sharded_array() {
-        let mut info = ArrayPlanInfo {
-            plan_id: "p".into(),
-            path: "a".into(),
-            mode: ArrayMode::Fill,
-            metadata: json!({"codecs": [{"name": "sharding_indexed", "configuration": {"chunk_shape": [25, 10]}}]}),
-            shape: vec![300, 10],
-            data_type: DataType::U16,
-            write_unit: vec![100, 10],
-            parts: vec![],
-            staging: String::new(),
-            created_ms: 0,
-            writer: zarrtx::WriterInfo { host: "h".into(), pid: 1, label: None },
-        };
-        assert_eq!(chunk_shape(&info), vec![25, 10]);
-        info.metadata = json!({"codecs": [{"name": "bytes"}]});
-        assert_eq!(chunk_shape(&info), vec![100, 10]);
     }
 }

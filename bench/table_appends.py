@@ -13,7 +13,7 @@ and machines; compare the ratios printed at the end).
       peer:   shared/peer/peer_spatialdata.py's append scenario (unguarded, and under the file lock), imported and
               run in a subprocess.
 
-    python bench/bench_issue3.py [--sizes 1000,100000,1000000] [--repeat 5] [--n 16] [--out DIR] [--skip-peers]
+    python bench/table_appends.py [--sizes 1000,100000,1000000] [--repeat 5] [--n 16] [--out DIR] [--skip-peers]
 """
 from __future__ import annotations
 
@@ -31,25 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def find_peer_dir() -> Path:
-    for c in (os.environ.get("ZARRTX_PEER_DIR"), REPO.parent / "shared" / "peer", Path("/work/shared/peer")):
-        if c and (Path(c) / "peer_append_scaling.py").is_file():
-            return Path(c)
-    sys.exit("bench: cannot find shared/peer (set ZARRTX_PEER_DIR)")
-
-
-def zarrtx_bin() -> str:
-    b = os.environ.get("ZARRTX_BIN") or str(REPO / "target" / "release" / "zarrtx")
-    if not os.access(b, os.X_OK):
-        sys.exit(f"bench: no zarrtx binary at {b}; run `cargo build --release -p zarrtx-cli`")
-    return b
-
-
-def hr(title: str) -> None:
-    print(f"\n=== {title} ===", flush=True)
+from _inputs import REPO, find_peer_dir, hr, zarrtx_bin
 
 
 def rows_frame(region: str, n: int, start: int = 0) -> pd.DataFrame:
@@ -232,7 +214,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     zx = zarrtx_bin()
-    peer = None if args.skip_peers else find_peer_dir()
+    peer = None if args.skip_peers else find_peer_dir("peer_append_scaling.py")
     out = Path(args.out) / "issue3"
     out.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]

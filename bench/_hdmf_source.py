@@ -1,4 +1,4 @@
-"""hdmf-zarr's input for bench_issue5.py: a GenericDataChunkIterator over channel 0 of the bench's (1, y, x) .npy.
+"""hdmf-zarr's input for parallel_image.py: a GenericDataChunkIterator over channel 0 of the bench's (1, y, x) .npy.
 
 A module of its own (imported only by the hdmf-zarr writer and, through pickling, by hdmf-zarr's worker processes)
 so that nothing else in the benchmark imports hdmf. hdmf-zarr writes in parallel only iterators that round-trip
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hdmf.data_utils import GenericDataChunkIterator
 
-from bench_issue5 import NpySource
+from _inputs import NpySource
 
 
 class NpyChunkIterator(GenericDataChunkIterator):

@@ -1,11 +1,8 @@
-//! `zarrtx write-part` (one part of a plan, read from its region of a `.npy` file by offset) and
-//! `zarrtx commit-plan` (for an element: the pyramid, then the one commit that publishes it), for element plans of a
-//! store and array plans of a hierarchy alike: the path tells which ([`PlanTarget`]). Reading a part's region of
-//! the input is the same for both ([`PartPlan`]); committing an array plan is in [`super::array_plan`].
+//! `zarrtx write-part`: one part of a plan, read from its region of a `.npy` file by offset, for element plans of
+//! a store and array plans of a hierarchy alike: the path tells which ([`PlanTarget`]). Reading a part's region of
+//! the input is the same for both ([`PartPlan`]).
 
-use super::array_plan;
-use super::plan::{region_json, region_text};
-use super::plan_target::PlanTarget;
+use super::{chunk_shape, region_json, region_text, PlanTarget};
 use crate::cli_error::{CliError, CliResult};
 use crate::input::npy::NpyInfo;
 use crate::input::{insert_leading_axis, STREAM_BLOCK_BYTES};
@@ -17,7 +14,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use zarrtx::raster::DEFAULT_MEMORY_LIMIT;
-use zarrtx::{ArrayPlanInfo, DataType, PartOutcome, PlanInfo, PlanOptions, RasterBlock, Store};
+use zarrtx::{ArrayPlanInfo, DataType, PartOutcome, PlanInfo, PlanOptions, RasterBlock};
 
 /// Arguments of `write-part`.
 #[derive(Debug, Args)]
@@ -34,21 +31,6 @@ pub struct WritePartArgs {
     pub input: PathBuf,
     /// In-flight memory limit of the encoder in MiB (assembled and queued chunks; one input block of about 64 MiB
     /// comes on top).
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_LIMIT >> 20)]
-    pub memory_limit_mib: u64,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Arguments of `commit-plan`.
-#[derive(Debug, Args)]
-pub struct CommitPlanArgs {
-    /// The store (write-plan) or Zarr hierarchy (array-plan) directory.
-    pub store: PathBuf,
-    /// The plan id printed by `write-plan` or `array-plan`.
-    pub plan_id: String,
-    /// In-flight memory limit while computing the pyramid, in MiB (element plans; an array has no pyramid).
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_LIMIT >> 20)]
     pub memory_limit_mib: u64,
     /// Print one JSON object instead of text.
@@ -108,7 +90,7 @@ impl PartPlan {
             json_name: ("path", info.path.clone()),
             shape: info.shape.clone(),
             data_type: info.data_type,
-            chunks: array_plan::chunk_shape(info),
+            chunks: chunk_shape(info),
             parts: info.parts.clone(),
             single_channel: false,
         }
@@ -241,54 +223,6 @@ fn write_part(
             plan.plan_id,
             r.chunks,
             human_bytes(r.bytes)
-        ));
-    }
-    Ok(0)
-}
-
-/// Runs `commit-plan`, on a store or a hierarchy.
-pub fn run_commit_plan(args: CommitPlanArgs, single_writer: bool) -> CliResult<i32> {
-    match PlanTarget::open_write(&args.store, single_writer)? {
-        PlanTarget::Store(store) => commit_element_plan(&store, &args),
-        PlanTarget::Hierarchy(h) => array_plan::commit(&h, &args),
-    }
-}
-
-/// `commit-plan` of an element plan: the pyramid, then the commit.
-fn commit_element_plan(store: &Store, args: &CommitPlanArgs) -> CliResult<i32> {
-    let plan = store.plan_info(&args.plan_id)?;
-    let progress = BytesProgress::new(format!("pyramid of {}", plan.name));
-    let started = Instant::now();
-    let options = PlanOptions { progress: &progress, memory_limit: args.memory_limit_mib.saturating_mul(1 << 20) };
-    let result = store.commit_plan_with(&plan.plan_id, &options);
-    progress.finish();
-    let c = result?;
-    let already = c.attempts == 0;
-    if args.json {
-        emit_json(&json!({
-            "plan_id": plan.plan_id,
-            "name": plan.name,
-            "element_type": plan.element_type.group(),
-            "version": c.version,
-            "txn": c.txn,
-            "already_committed": already,
-            "published": c.published,
-        }));
-    } else if already {
-        emit(&format!(
-            "plan {} was already committed: {}/{} at version {}; nothing to do",
-            plan.plan_id, plan.element_type, plan.name, c.version
-        ));
-    } else {
-        emit(&format!(
-            "committed {}/{} at version {} (plan {}, {} parts) in {:.2} s{}",
-            plan.element_type,
-            plan.name,
-            c.version,
-            plan.plan_id,
-            plan.parts.len(),
-            started.elapsed().as_secs_f64(),
-            if c.published { "" } else { " (publication pending: the next write or `zarrtx gc` publishes it)" }
         ));
     }
     Ok(0)
