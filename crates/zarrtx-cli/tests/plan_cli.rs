@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fails, files, json, npy_header, ok, read_npy, spawn, values, write_npy, write_npy_bytes};
+use common::{fails, files, json, npy_header, ok, read_npy, spawn, values, wait_for_leases_to_expire, write_npy, write_npy_bytes};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -67,7 +67,9 @@ fn a_job_array_writes_one_image_and_commit_plan_publishes_it() {
         }
     }
     assert!(!f.element_names().contains(&"big".to_string()), "invisible before commit-plan");
-    // The job array re-runs the killed task (and, harmlessly, all the others).
+    // The job array re-runs the killed task (and, harmlessly, all the others) once the killed writer's lease
+    // expired (until then a rerun is refused: the writer might be alive on another node).
+    wait_for_leases_to_expire();
     for p in 0..6 {
         let out = ok(&[&"write-part", &f.store, &id, &p.to_string(), &"--input", &input]);
         if p != victim {

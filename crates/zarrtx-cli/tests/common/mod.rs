@@ -20,7 +20,18 @@ pub type Args<'a> = [&'a dyn AsRef<OsStr>];
 pub fn zarrtx() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zarrtx"));
     c.env_remove("ZARRTX_WRITER_LABEL").env_remove("ZARRTX_STREAM_THRESHOLD_BYTES");
+    // Stores the tests create get a short lease (a SIGKILLed writer's part can be rerun after 3 s, not 30 s) and a
+    // 1 s publish fence.
+    c.env("ZARRTX_LEASE_MS", LEASE_MS.to_string()).env("ZARRTX_PUBLISH_FENCE_MS", "1000");
     c
+}
+
+/// The lease timeout of stores the tests create (see [`zarrtx`]).
+pub const LEASE_MS: u64 = 3_000;
+
+/// Sleeps until every lease a killed writer of a test store held has expired.
+pub fn wait_for_leases_to_expire() {
+    std::thread::sleep(std::time::Duration::from_millis(LEASE_MS + 500));
 }
 
 /// Runs `cmd` (e.g. [`zarrtx`] with some environment) with `args`; returns the exit code, stdout and stderr.
