@@ -221,6 +221,9 @@ class Store:
         "created_version", "overwrite"}. parts: a count (split on write-unit boundaries) or explicit aligned,
         disjoint regions (overlaps raise InvalidElement). The element stays invisible until commit_plan; with
         overwrite, the commit replaces the element of the same name atomically."""
+    def lease_ms(self) -> int:
+        """The lease timeout in milliseconds (how long a dead writer's part stays claimed)."""
+        ...
     def write_part(
         self,
         plan_id: str,
@@ -269,6 +272,9 @@ class Hierarchy:
         dimension_names: list[str] | None = None,
         attributes: dict[str, Any] | None = None,
     ) -> dict[str, Any]: ...
+    def lease_ms(self) -> int:
+        """The lease timeout in milliseconds (how long a dead writer's part stays claimed)."""
+        ...
     def write_part(
         self,
         plan_id: str,

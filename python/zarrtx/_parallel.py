@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import math
 import os
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -239,6 +240,23 @@ def _worker_handle(store: Any) -> Any:
     return s._handle()
 
 
+def _write_part(h: Any, plan_id: str, part: int, **data: Any) -> dict[str, Any]:
+    """``h.write_part``, waiting while an earlier attempt's writer still holds the part: a writer that died (a
+    crashed worker whose part is retried, a task the cluster re-ran) keeps its claim until its lease expires, which
+    the engine reports as a conflict. A part still claimed well after the lease timeout has a live writer elsewhere:
+    that conflict stands."""
+    from .errors import Conflict
+
+    deadline = time.monotonic() + 2 * h.lease_ms() / 1000 + 5
+    while True:
+        try:
+            return dict(h.write_part(plan_id, int(part), **data))
+        except Conflict as e:
+            if "lease is alive" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 def write_part_task(
     store: Any, plan_id: str, part: int, region: Sequence[Sequence[int]], payload: Any, dtype: str
 ) -> dict[str, Any]:
@@ -253,9 +271,9 @@ def write_part_task(
             raise RuntimeError("zarrtx: this worker was not forked from the process that holds the data")
         payload = source.payload(region, pickled=False)
     if isinstance(payload, np.ndarray):
-        return dict(h.write_part(plan_id, int(part), data=np.ascontiguousarray(payload, dtype=dt)))
+        return _write_part(h, plan_id, part, data=np.ascontiguousarray(payload, dtype=dt))
     start = [int(a) for a, _ in region]
-    return dict(h.write_part(plan_id, int(part), blocks=_shifted_blocks(payload, dt, start)))
+    return _write_part(h, plan_id, part, blocks=_shifted_blocks(payload, dt, start))
 
 
 def write_part_from_blocks(
@@ -269,7 +287,7 @@ def write_part_from_blocks(
         (list(map(int, o)), np.ascontiguousarray(np.asarray(b), dtype=dt))
         for o, b in zip(offsets, blocks, strict=True)
     )
-    return dict(h.write_part(plan_id, int(part), blocks=pairs))
+    return _write_part(h, plan_id, part, blocks=pairs)
 
 
 def _hostname() -> str:

@@ -16,6 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zxutil import REPO, Zarrtx  # noqa: E402
 
+# Stores the tests create (in this process, its children and the CLI) get a 3 s lease instead of 30 s, so that a
+# killed writer's part can be run again within seconds, and a 1 s publish fence.
+os.environ.setdefault("ZARRTX_LEASE_MS", "3000")
+os.environ.setdefault("ZARRTX_PUBLISH_FENCE_MS", "1000")
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

@@ -142,7 +142,7 @@ def test_a_killed_part_writer_is_resumed_and_readers_never_see_the_array_early(t
     ctx = multiprocessing.get_context("spawn")
     victim = ctx.Process(target=_slow_part_writer, args=(str(path), plan["plan_id"], 1, plan["parts"][1], 3))
     victim.start()
-    started = path / ".zarrtx/plans" / plan["plan_id"] / "parts/1.started"
+    started = path / ".zarrtx/plans" / plan["plan_id"] / "parts/1.claim.0"
     deadline = time.time() + 60
     while not started.exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -138,9 +138,9 @@ def plan_of(store, name: str) -> dict:
 
 
 def part_writers(path, plan_id: str) -> set[int]:
-    """The pids that wrote the parts of a plan (from the parts' `.done` records, docs/layout.md)."""
+    """The pids that wrote the parts of a plan (from the parts' `.done.<attempt>` records, docs/layout.md)."""
     parts = Path(path) / ".zarrtx" / "plans" / plan_id / "parts"
-    return {json.loads(p.read_text())["writer"]["pid"] for p in parts.glob("*.done")}
+    return {json.loads(p.read_text())["writer"]["pid"] for p in parts.glob("*.done.*")}
 
 
 def assert_clean(store) -> None:

@@ -72,6 +72,11 @@ impl PyHierarchy {
     }
 
     /// The hierarchy's root directory.
+    /// The hierarchy's lease timeout in milliseconds (how long a dead writer's part stays claimed).
+    fn lease_ms(&self) -> u64 {
+        self.hierarchy.settings().lease_ms
+    }
+
     #[getter]
     fn path(&self) -> &str {
         &self.path

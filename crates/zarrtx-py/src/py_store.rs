@@ -57,6 +57,11 @@ impl PyStore {
         &self.path
     }
 
+    /// The store's lease timeout in milliseconds (how long a dead writer's part stays claimed).
+    fn lease_ms(&self) -> u64 {
+        self.store.settings().lease_ms
+    }
+
     /// The newest committed version.
     fn version(&self, py: Python<'_>) -> PyResult<u64> {
         crate::pool::detach(py, || self.store.version()).py()

@@ -12,6 +12,7 @@
 //! .zarrtx/staging/<txn>.lease   the writer's lease on it (renewed while it works; gc keeps the area while alive)
 //! .zarrtx/trash/<v:020>-<key>/  element data displaced by the commit at version v, kept for the grace period
 //! .zarrtx/tmp/                  temporary files of atomic writes
+//! .zarrtx/retired/<minute>/     second names of replaced view and table files, kept 10 minutes for NFS readers
 //! .zarrtx/probe/                files of the create-if-absent probe
 //! .zarrtx/locks/publish.lock    publishers of one node queue on it (an optimization; not needed for correctness)
 //! .zarrtx/locks/table-<key>.lock  appenders of one table queue on it (an optimization; not needed for correctness)
@@ -41,6 +42,8 @@ pub const STAGING_DIR: &str = ".zarrtx/staging";
 pub const TRASH_DIR: &str = ".zarrtx/trash";
 /// Temporary files.
 pub const TMP_DIR: &str = ".zarrtx/tmp";
+/// Second names of replaced files, kept for readers on other NFS clients (see `retire`).
+pub const RETIRED_DIR: &str = ".zarrtx/retired";
 /// Probe files.
 pub const PROBE_DIR: &str = ".zarrtx/probe";
 /// Instance-id index runs of tables.

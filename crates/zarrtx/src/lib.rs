@@ -22,6 +22,7 @@ pub mod probe;
 pub mod progress;
 pub mod publish;
 pub mod raster;
+pub(crate) mod retire;
 pub mod snapshot;
 pub mod storage;
 pub mod store;

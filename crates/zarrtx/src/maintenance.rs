@@ -315,6 +315,7 @@ impl Store {
                 }
             }
         }
+        report.bytes_freed += crate::retire::sweep(storage, grace.min(crate::retire::RETAIN));
         // Index runs of tables that no longer exist, or of appends that never committed.
         let referenced = referenced_index_dirs(&state);
         for name in storage.list(layout::TABLE_INDEX_DIR)? {

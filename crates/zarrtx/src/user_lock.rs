@@ -141,6 +141,13 @@ impl Store {
     /// good as the filesystem's `flock` (Linux NFS clients map it to byte-range locks; Lustre needs `-o flock`).
     pub fn lock(&self, name: Option<&str>, mode: LockMode, timeout: Option<Duration>) -> Result<UserLock> {
         let name = name.map(ElementName::new).transpose()?;
+        if !self.storage().locks().enabled() {
+            return Err(self.storage().unsupported(
+                "advisory locks (switched off with ZARRTX_LOCKS=off or OpenOptions::advisory_locks, or not offered by \
+                 this medium); user locks need them",
+                layout::USER_STORE_LOCK,
+            ));
+        }
         let start = Instant::now();
         let wait = match timeout {
             None => Wait::Forever,

@@ -11,15 +11,15 @@ const WRITERS: usize = 16;
 
 #[test]
 fn sixteen_threads_add_distinct_elements_and_all_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path);
     let barrier = Arc::new(Barrier::new(WRITERS));
     std::thread::scope(|s| {
         for i in 0..WRITERS {
-            let (path, barrier) = (path.clone(), barrier.clone());
+            let (path, barrier) = (place.node(i).to_path_buf(), barrier.clone());
             s.spawn(move || {
-                let store = open(&path); // each thread its own handle, as separate programs would
+                let store = open(&path); // each thread its own handle (on either node), as separate programs would
                 barrier.wait();
                 add_labels(&store, &format!("t{i:02}"), 64, false).unwrap();
             });
@@ -57,15 +57,16 @@ fn child_add_labels() {
     }
 }
 
-fn run_processes(path: &std::path::Path, names_per_child: Vec<String>) -> Vec<String> {
-    let start = path.with_extension("start");
+fn run_processes(place: &Place, names_per_child: Vec<String>) -> Vec<String> {
+    let start = place.scratch.join("start");
     let children: Vec<_> = names_per_child
         .into_iter()
-        .map(|names| {
+        .enumerate()
+        .map(|(i, names)| {
             spawn_child(
                 "child_add_labels",
                 &[
-                    ("STORE", path.display().to_string()),
+                    ("STORE", place.node(i).display().to_string()),
                     ("NAMES", names),
                     ("START_FILE", start.display().to_string()),
                 ],
@@ -79,10 +80,10 @@ fn run_processes(path: &std::path::Path, names_per_child: Vec<String>) -> Vec<St
 
 #[test]
 fn sixteen_processes_add_distinct_elements_and_all_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path);
-    let results = run_processes(&path, (0..WRITERS).map(|i| format!("p{i:02}")).collect());
+    let results = run_processes(&place, (0..WRITERS).map(|i| format!("p{i:02}")).collect());
     assert_eq!(results.iter().filter(|r| r.starts_with("ok ")).count(), WRITERS, "{results:?}");
     let store = open(&path);
     let snap = store.snapshot(None).unwrap();
@@ -99,12 +100,12 @@ fn sixteen_processes_add_distinct_elements_and_all_survive() {
 
 #[test]
 fn sixteen_processes_racing_on_one_name_have_one_winner() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path);
     // Same name in different cases: spatialdata names collide case-insensitively.
     let names = (0..WRITERS).map(|i| if i % 2 == 0 { "Cells".to_string() } else { "cells".to_string() }).collect();
-    let results = run_processes(&path, names);
+    let results = run_processes(&place, names);
     assert_eq!(results.iter().filter(|r| r.starts_with("ok ")).count(), 1, "{results:?}");
     assert_eq!(results.iter().filter(|r| r.starts_with("exists ")).count(), WRITERS - 1, "{results:?}");
     let store = open(&path);
@@ -115,8 +116,8 @@ fn sixteen_processes_racing_on_one_name_have_one_winner() {
 
 #[test]
 fn sixteen_threads_racing_on_one_name_have_one_winner() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     let barrier = Arc::new(Barrier::new(WRITERS));
     let outcomes: Vec<_> = std::thread::scope(|s| {
@@ -142,13 +143,13 @@ fn sixteen_threads_racing_on_one_name_have_one_winner() {
 
 #[test]
 fn concurrent_overwrites_leave_exactly_one_writers_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     add_constant(&store, "img", 64, 1000, false).unwrap();
     std::thread::scope(|s| {
         for i in 0..8 {
-            let path = path.clone();
+            let path = place.node(i as usize).to_path_buf();
             s.spawn(move || add_constant(&open(&path), "img", 64, i, true).unwrap());
         }
     });
@@ -164,10 +165,10 @@ fn concurrent_overwrites_leave_exactly_one_writers_data() {
 
 #[test]
 fn a_handle_sees_other_handles_commits_immediately() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
-    let a = open(&path);
-    let b = open(&path);
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
+    let a = open(place.node(0));
+    let b = open(place.node(1));
     assert_eq!(b.snapshot(None).unwrap().elements().len(), 0);
     add_labels(&a, "one", 32, false).unwrap();
     assert_eq!(b.version().unwrap(), 1);

@@ -20,13 +20,14 @@ fn child_add_several() {
 
 #[test]
 fn readers_never_see_errors_or_partial_elements_while_writers_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path);
     let done = AtomicBool::new(false);
     let (reads, view_checks) = std::thread::scope(|s| {
+        // The reader is on node B, half of the writers on node A.
         let reader = s.spawn(|| {
-            let store = open(&path);
+            let store = open(place.node(1));
             let (mut reads, mut views) = (0usize, 0usize);
             let mut last_version = 0;
             while !done.load(Ordering::SeqCst) {
@@ -41,13 +42,13 @@ fn readers_never_see_errors_or_partial_elements_while_writers_run() {
                     assert_eq!(data, labels_data(&e.name, 128), "{} read partially", e.name);
                     reads += 1;
                 }
-                check_published_view(&path, 128);
+                check_published_view(place.node(1), 128);
                 views += 1;
             }
             (reads, views)
         });
         let writers: Vec<_> = (0..8)
-            .map(|w| spawn_child("child_add_several", &[("STORE", path.display().to_string()), ("PREFIX", w.to_string())]))
+            .map(|w| spawn_child("child_add_several", &[("STORE", place.node(w).display().to_string()), ("PREFIX", w.to_string())]))
             .collect();
         let results: Vec<String> = writers.into_iter().flat_map(child_results).collect();
         done.store(true, Ordering::SeqCst);
@@ -61,8 +62,8 @@ fn readers_never_see_errors_or_partial_elements_while_writers_run() {
 
 #[test]
 fn a_pinned_snapshot_sees_exactly_its_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     add_constant(&store, "a", 32, 1, false).unwrap();
     add_constant(&store, "b", 32, 2, false).unwrap();
@@ -96,8 +97,8 @@ fn a_pinned_snapshot_sees_exactly_its_version() {
 
 #[test]
 fn the_view_is_regenerated_after_each_commit_and_never_moves_backwards() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     let view_version = || {
         let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path.join("zarr.json")).unwrap()).unwrap();

@@ -82,8 +82,8 @@ fn expected(regions: &[(&str, i32, usize)]) -> Vec<(String, i64)> {
 
 #[test]
 fn sixteen_threads_append_their_regions_and_every_row_is_there_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     store.add_table("cells", &rows("r0", 0, 10), &Default::default()).unwrap();
     std::thread::scope(|s| {
@@ -128,8 +128,8 @@ fn tables_live_on_an_in_memory_store() {
 
 #[test]
 fn the_first_appenders_create_the_table_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path);
     std::thread::scope(|s| {
         for t in 0..8 {
@@ -162,14 +162,14 @@ fn child_appender() {
 
 #[test]
 fn sixteen_processes_append_to_own_and_shared_regions() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path).add_table("cells", &rows("r0", 0, 100), &Default::default()).unwrap();
     let children: Vec<_> = (0..16)
         .map(|p| {
             // Even processes: their own region; odd ones: disjoint id ranges of one shared region.
             let spec = if p % 2 == 0 { format!("own{p},0,{},2", 100 + 50 * p) } else { format!("shared,{},{},2", 10_000 * p, 300) };
-            spawn_child("child_appender", &[("STORE", path.display().to_string()), ("SPEC", spec)])
+            spawn_child("child_appender", &[("STORE", place.node(p).display().to_string()), ("SPEC", spec)])
         })
         .collect();
     let results: Vec<String> = children.into_iter().flat_map(child_results).collect();
@@ -181,13 +181,14 @@ fn sixteen_processes_append_to_own_and_shared_regions() {
         .collect();
     let owned: Vec<(&str, i32, usize)> = owned.iter().map(|(r, f, n)| (r.as_str(), *f, *n)).collect();
     assert_eq!(table_rows(&store, None, "cells"), expected(&owned));
-    assert!(store.verify().unwrap().is_clean());
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
 }
 
 #[test]
 fn a_pinned_snapshot_sees_exactly_its_rows_while_appends_continue() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     store.add_table("cells", &rows("a", 0, 30), &Default::default()).unwrap();
     store.append("cells", &rows("a", 30, 30)).unwrap();
@@ -211,12 +212,12 @@ fn child_endless_appender() {
 
 #[test]
 fn sigkilled_appenders_leave_the_table_at_a_committed_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     open(&path).add_table("cells", &rows("base", 0, 10), &Default::default()).unwrap();
     let mut rng = Rng::new();
     for round in 0..8 {
-        let mut child = spawn_child("child_endless_appender", &[("STORE", path.display().to_string()), ("ROUND", round.to_string())]);
+        let mut child = spawn_child("child_endless_appender", &[("STORE", place.node(round).display().to_string()), ("ROUND", round.to_string())]);
         std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -246,8 +247,8 @@ fn sigkilled_appenders_leave_the_table_at_a_committed_length() {
 
 #[test]
 fn bad_rows_are_refused_and_the_table_is_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     store.add_table("cells", &rows("a", 0, 20), &Default::default()).unwrap();
     let v = store.version().unwrap();
@@ -314,8 +315,8 @@ fn bad_rows_are_refused_and_the_table_is_unchanged() {
 
 #[test]
 fn appends_race_with_element_adds_deletes_and_readers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let path = place.a.clone();
     let store = open(&path);
     store.add_table("cells", &rows("seed", 0, 5), &Default::default()).unwrap();
     let done = std::sync::atomic::AtomicBool::new(false);

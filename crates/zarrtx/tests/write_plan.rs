@@ -191,8 +191,8 @@ fn shuffled(mut v: Vec<usize>, rng: &mut Rng) -> Vec<usize> {
 
 #[test]
 fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 200, 150];
     let spec = image_spec(&[2, 32, 32], None);
@@ -206,7 +206,7 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
     let others = &order[1..];
 
     // A slow writer of the victim part, killed once it has stored some chunks.
-    let mut slow = spawn_writer(&root, &plan, &[victim], "0,23,41", 400);
+    let mut slow = spawn_writer(place.node(1), &plan, &[victim], "0,23,41", 400);
     let staged = plan_dir(&root, &plan).join("staged");
     let victim_files = || {
         chunk_files(&staged).into_iter().filter(|(idx, _)| part_of(&info.parts, &info.write_unit, idx) == victim).count()
@@ -215,7 +215,7 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
     let writers: Vec<_> = (0..3)
         .map(|w| {
             let mine: Vec<usize> = others.iter().copied().skip(w).step_by(3).collect();
-            spawn_writer(&root, &plan, &shuffled(mine, &mut rng), "0,23,41", 0)
+            spawn_writer(place.node(w), &plan, &shuffled(mine, &mut rng), "0,23,41", 0)
         })
         .collect();
     wait_for("the victim part to store chunks", Duration::from_secs(60), || victim_files() > 0);
@@ -256,7 +256,7 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
 
     // Resume once the lease expired: the killed part again, then every part again (all already done).
     wait_for_leases_to_expire();
-    let results = child_results(spawn_writer(&root, &plan, &[victim], "0,23,41", 0));
+    let results = child_results(spawn_writer(place.node(1), &plan, &[victim], "0,23,41", 0));
     assert!(results.len() == 1 && results[0].starts_with(&format!("written {victim} ")), "{results:?}");
     let again = child_results(spawn_writer(&root, &plan, &(0..8).collect::<Vec<_>>(), "0,23,41", 0));
     assert_eq!(again, (0..8).map(|p| format!("already {p}")).collect::<Vec<_>>());
@@ -268,7 +268,7 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
 
     let commit = store.commit_plan(&plan).unwrap();
     assert!(commit.published && commit.attempts >= 1);
-    assert_same_tree(&root.join("images").join(NAME), &reference(dir.path(), &spec, &shape));
+    assert_same_tree(&root.join("images").join(NAME), &reference(&place.scratch, &spec, &shape));
     assert_eq!(store.snapshot(None).unwrap().read_raster(NAME, 0, None).unwrap(), full(&shape));
     // Committing again commits nothing and answers with the first commit.
     let again = store.commit_plan(&plan).unwrap();
@@ -281,8 +281,8 @@ fn processes_write_parts_in_random_order_and_a_killed_part_resumes_to_the_refere
 
 #[test]
 fn overlapping_unaligned_and_outside_plans_are_refused_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     add_labels(&store, "taken", 64, false).unwrap();
     let spec = image_spec(&[2, 32, 32], None);
@@ -350,16 +350,16 @@ fn uuid_like() -> String {
 
 #[test]
 fn two_processes_writing_one_part_get_exactly_one_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 128, 96];
     let spec = image_spec(&[2, 32, 32], None);
     let plan = store.create_plan(NAME, &spec, &shape, DataType::U16, PartLayout::Count(2)).unwrap().plan_id;
-    let first = spawn_writer(&root, &plan, &[0], "0,16,32", 150);
+    let first = spawn_writer(place.node(0), &plan, &[0], "0,16,32", 150);
     let started = plan_dir(&root, &plan).join("parts/0.claim.0");
     wait_for("the first writer to start", Duration::from_secs(60), || started.exists());
-    let second = spawn_writer(&root, &plan, &[0], "0,16,32", 0);
+    let second = spawn_writer(place.node(1), &plan, &[0], "0,16,32", 0);
     let mut results = child_results(second);
     results.extend(child_results(first));
     results.sort();
@@ -369,18 +369,18 @@ fn two_processes_writing_one_part_get_exactly_one_conflict() {
     let rest = blocks_of(&store.plan_status(&plan).unwrap().plan.parts[1], &[0, 0, 0], Duration::ZERO);
     store.write_part(&plan, 1, rest, &PlanOptions::default()).unwrap();
     store.commit_plan(&plan).unwrap();
-    assert_same_tree(&root.join("images").join(NAME), &reference(dir.path(), &spec, &shape));
+    assert_same_tree(&root.join("images").join(NAME), &reference(&place.scratch, &spec, &shape));
 }
 
 #[test]
 fn readers_never_see_the_element_before_commit_plan() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 160, 160];
     let spec = image_spec(&[2, 32, 32], None);
     let plan = store.create_plan(NAME, &spec, &shape, DataType::U16, PartLayout::Count(4)).unwrap().plan_id;
-    let mut children: Vec<_> = (0..4).map(|p| spawn_writer(&root, &plan, &[p], "0,20,40", 60)).collect();
+    let mut children: Vec<_> = (0..4).map(|p| spawn_writer(place.node(p), &plan, &[p], "0,20,40", 60)).collect();
     let mut reads = 0;
     while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
         assert_invisible(&store, &root);
@@ -408,13 +408,13 @@ fn readers_never_see_the_element_before_commit_plan() {
 
 #[test]
 fn unaligned_blocks_and_a_tiny_memory_limit_give_the_reference() {
-    let dir = tempfile::tempdir().unwrap();
+    let place = Place::new("s.zarr");
     let shape = [2u64, 150, 130];
     let spec = image_spec(&[2, 32, 32], None);
-    let reference = reference(dir.path(), &spec, &shape);
+    let reference = reference(&place.scratch, &spec, &shape);
     // Odd block shapes; with a 1-byte limit partial chunks are stored at once and completed by read-modify-write.
     for (k, (step, limit)) in [([0u64, 7, 13], 1u64), ([1, 150, 1], 1), ([0, 5, 0], 256 << 20), ([0, 0, 0], 1)].into_iter().enumerate() {
-        let root = dir.path().join(format!("s{k}.zarr"));
+        let root = place.scratch.join(format!("s{k}.zarr"));
         let store = open(&root);
         let info = store.create_plan(NAME, &spec, &shape, DataType::U16, PartLayout::Count(3)).unwrap();
         std::thread::scope(|s| {
@@ -429,7 +429,7 @@ fn unaligned_blocks_and_a_tiny_memory_limit_give_the_reference() {
         store.commit_plan_with(&info.plan_id, &PlanOptions { memory_limit: limit, ..Default::default() }).unwrap();
         assert_same_tree(&root.join("images").join(NAME), &reference);
         // The same blocks streamed into a plain add, under the same limit.
-        let root = dir.path().join(format!("a{k}.zarr"));
+        let root = place.scratch.join(format!("a{k}.zarr"));
         let whole: Vec<Range<u64>> = shape.iter().map(|&n| 0..n).collect();
         let source = RasterSource::Blocks {
             shape: shape.to_vec(),
@@ -444,8 +444,8 @@ fn unaligned_blocks_and_a_tiny_memory_limit_give_the_reference() {
 
 #[test]
 fn sharded_array_with_workers_on_distinct_shards() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 250, 190];
     let spec = image_spec(&[2, 16, 16], Some(&[2, 64, 64]));
@@ -457,7 +457,7 @@ fn sharded_array_with_workers_on_distinct_shards() {
         }
     }
     // One process per part, all at once, with blocks that cut through shards and chunks.
-    let children: Vec<_> = (0..6).map(|p| spawn_writer(&root, &info.plan_id, &[p], "0,37,45", 0)).collect();
+    let children: Vec<_> = (0..6).map(|p| spawn_writer(place.node(p), &info.plan_id, &[p], "0,37,45", 0)).collect();
     let mut chunks = 0;
     for c in children {
         for line in child_results(c) {
@@ -468,13 +468,13 @@ fn sharded_array_with_workers_on_distinct_shards() {
     assert_eq!(chunks, 4 * 3, "every shard written once, by its part's writer");
     store.commit_plan(&info.plan_id).unwrap();
     assert_eq!(store.snapshot(None).unwrap().read_raster(NAME, 0, None).unwrap(), full(&shape));
-    assert_same_tree(&root.join("images").join(NAME), &reference(dir.path(), &spec, &shape));
+    assert_same_tree(&root.join("images").join(NAME), &reference(&place.scratch, &spec, &shape));
 }
 
 #[test]
 fn commit_is_refused_until_every_part_is_written_and_rechecks_the_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 128, 64];
     let spec = image_spec(&[2, 32, 32], None);
@@ -510,8 +510,8 @@ fn commit_is_refused_until_every_part_is_written_and_rechecks_the_name() {
 
 #[test]
 fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 128, 64];
     let spec = image_spec(&[2, 32, 32], None);
@@ -530,7 +530,7 @@ fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
     write(&abandoned, 0);
     // Live: a writer is working on a part (slowly) and renews its lease.
     let live = make("live");
-    let mut writer = spawn_writer(&root, &live.plan_id, &[1], "0,1,64", 300);
+    let mut writer = spawn_writer(place.node(1), &live.plan_id, &[1], "0,1,64", 300);
     wait_for("the live writer", Duration::from_secs(60), || plan_dir(&root, &live.plan_id).join("parts/1.claim.0").exists());
     std::thread::sleep(Duration::from_millis(2500));
     // Young: made just now.
@@ -574,8 +574,8 @@ fn gc_reclaims_an_abandoned_plan_after_its_grace_and_leaves_live_ones_alone() {
 
 #[test]
 fn a_replacing_plan_swaps_the_element_atomically_at_its_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("s.zarr");
+    let place = Place::new("s.zarr");
+    let root = place.a.clone();
     let store = open(&root);
     let shape = [2u64, 96, 80];
     let spec = image_spec(&[2, 32, 32], None);

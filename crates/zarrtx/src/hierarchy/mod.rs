@@ -214,6 +214,11 @@ impl Hierarchy {
         self.storage.as_ref()
     }
 
+    /// The hierarchy's timing settings (recorded at creation).
+    pub fn settings(&self) -> StoreSettings {
+        self.settings
+    }
+
     pub(crate) fn storage_arc(&self) -> &Arc<dyn Storage> {
         &self.storage
     }

@@ -41,9 +41,22 @@ impl Store {
             None => Vec::new(),
         };
         let durable = self.durable();
-        self.add_staged_with_runs(&name, ElementType::Tables, options.overwrite, runs, |staged| {
+        let result = self.add_staged_with_runs(&name, ElementType::Tables, options.overwrite, runs.clone(), |staged| {
             table::write_table(staged, &name, data, durable)
-        })
+        });
+        if matches!(result, Err(Error::ElementExists { .. })) {
+            // The name was taken (by a racing add or first appender): nothing references these runs.
+            self.delete_runs(&runs);
+        }
+        result
+    }
+
+    /// Deletes the index runs (and their directories) an attempt wrote that nothing references.
+    fn delete_runs(&self, runs: &[String]) {
+        let dirs: std::collections::BTreeSet<&str> = runs.iter().filter_map(|k| k.rsplit_once('/').map(|(d, _)| d)).collect();
+        for dir in dirs {
+            let _ = self.storage().delete_tree(dir);
+        }
     }
 
     /// Appends `rows` to table `name`, creating the table when it does not exist (exactly once, however many
@@ -96,10 +109,14 @@ impl Store {
                 table_ids::check_unique(name.as_str(), self.storage(), &runs, &ids)?;
                 new_runs.extend(table_ids::write_runs(self.storage(), &ids)?);
             }
-            match self.stage_and_commit_append(&name, &record, &live, &plan, rows, new_runs)? {
+            match self.stage_and_commit_append(&name, &record, &live, &plan, rows, new_runs.clone())? {
                 Some(info) => return Ok(info),
-                // Another append (or a replacement of the table) won: nothing of ours is in the table; again.
-                None => commit::backoff(attempt),
+                None => {
+                    // Another append (or a replacement of the table) won: nothing of ours is in the table, and the
+                    // index runs this attempt wrote are referenced by nothing. Again, against the new end.
+                    self.delete_runs(&new_runs);
+                    commit::backoff(attempt);
+                }
             }
         }
         Err(Error::Contention { name: name.to_string(), attempts: MAX_APPEND_ATTEMPTS })

@@ -183,6 +183,10 @@ pub(crate) fn install_staged_files(
     let mut installed = Vec::with_capacity(keys.len());
     for rel in keys {
         let (from, to) = (join(staging_prefix, &staged_key(rel)), join(live_prefix, rel));
+        if storage.exists(&from)? {
+            // A reader on another NFS client may be reading the file this one replaces.
+            crate::retire::keep_alive(storage, &to);
+        }
         if !storage.replace_file(&from, &to)? && !storage.exists(&to)? {
             return Err(Error::CorruptMetadata {
                 path: storage.location().join(&from),

@@ -210,3 +210,62 @@ pub fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// Where a test store lives: in a local temporary directory, or — when `ZARRTX_NFS_NODE_A` and `ZARRTX_NFS_NODE_B`
+/// name two mounts of one NFS export, as `scripts/test-two-nodes.sh` sets them — on that export, seen as `a` through
+/// node A's mount and as `b` through node B's. Each mount has its own caches and its own lock table, so writers
+/// and readers split across `a` and `b` behave like processes on two cluster nodes.
+pub struct Place {
+    /// The store seen from node A (the local path when there is one node).
+    pub a: std::path::PathBuf,
+    /// The store seen from node B (the same as `a` when there is one node).
+    pub b: std::path::PathBuf,
+    /// A local directory for files that are not the store (inputs, references).
+    pub scratch: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    shared: Option<std::path::PathBuf>,
+}
+
+impl Place {
+    /// A fresh place for a store named `name`.
+    pub fn new(name: &str) -> Place {
+        let tmp = tempfile::tempdir().unwrap();
+        let scratch = tmp.path().to_path_buf();
+        match (std::env::var_os("ZARRTX_NFS_NODE_A"), std::env::var_os("ZARRTX_NFS_NODE_B")) {
+            (Some(a), Some(b)) => {
+                let unique = format!("t-{}", uuid::Uuid::new_v4());
+                let (da, db) = (Path::new(&a).join(&unique), Path::new(&b).join(&unique));
+                std::fs::create_dir_all(&da).expect("create the test directory on node A");
+                // Node B sees what node A created.
+                assert!(db.is_dir(), "{} is not visible through node B as {}", da.display(), db.display());
+                Place { a: da.join(name), b: db.join(name), scratch, _tmp: tmp, shared: Some(da) }
+            }
+            _ => {
+                let path = scratch.join(name);
+                Place { a: path.clone(), b: path, scratch, _tmp: tmp, shared: None }
+            }
+        }
+    }
+
+    /// The store seen from node `i % 2` (A for even `i`, B for odd).
+    pub fn node(&self, i: usize) -> &Path {
+        if i % 2 == 0 {
+            &self.a
+        } else {
+            &self.b
+        }
+    }
+
+    /// True when the store lives on a two-node NFS rig.
+    pub fn two_nodes(&self) -> bool {
+        self.shared.is_some()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.shared {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
