@@ -236,15 +236,23 @@ fn entry_installed(storage: &dyn Storage, entry: &LogEntry) -> Result<bool> {
 }
 
 /// The moves of installed data that installing `entry` (committed after `before`) needs.
+///
+/// Publishers race here without a lock, so a move must never carry away the element another publisher has just
+/// installed. Two rules make sure of it. The target is looked at *before* the staged data: staged data only ever
+/// leaves by becoming the target (one rename), so when it is still there after the target was seen occupied, that
+/// occupant was something else. And every publisher of `entry` sends an occupant to the same trash key, chosen from
+/// the log alone: a publisher that looked before another one moved the occupant and installed the element finds
+/// that key taken, and its late rename moves nothing.
 fn entry_moves(storage: &dyn Storage, before: &StoreState, entry: &LogEntry) -> Result<Vec<Move>> {
     let mut moves = Vec::new();
     for op in &entry.ops {
         let Op::Add { element, staged, displaces, .. } = op else { continue };
+        let key = element.name.collision_key();
+        let target = layout::element_key(element.element_type, &element.name);
+        let target_seen = storage.exists(&target)?;
         if !storage.exists(staged)? {
             continue;
         }
-        let key = element.name.collision_key();
-        let target = layout::element_key(element.element_type, &element.name);
         let mut target_freed = false;
         if let Some((t, n)) = displaces {
             let from = layout::element_key(*t, n);
@@ -254,18 +262,18 @@ fn entry_moves(storage: &dyn Storage, before: &StoreState, entry: &LogEntry) -> 
             }
             target_freed = from == target;
         }
-        if !target_freed && storage.exists(&target)? {
-            // An older generation whose delete left it in place (evicted now), or something another tool wrote.
-            let mut evict = None;
-            for (generation, d) in &before.displaced {
-                if generation.split_once(':').map(|(_, k)| k) == Some(key.as_str())
-                    && !storage.exists(&layout::trash_key(d.version, &key))?
-                {
-                    evict = evict.max(Some(d.version));
-                }
-            }
+        if !target_freed && target_seen {
+            // The name is free in `before`, so the newest displacement of it was a delete, whose generation stays
+            // at its location until evicted (by this add, or by gc to the very same key).
+            let evict = before
+                .displaced
+                .iter()
+                .filter(|(generation, _)| generation.split_once(':').map(|(_, k)| k) == Some(key.as_str()))
+                .map(|(_, d)| d.version)
+                .max();
             moves.push(match evict {
                 Some(d) => Move { from: target, to: layout::trash_key(d, &key), displaced_at: Some(d) },
+                // Something another tool wrote, which no view lists.
                 None => Move { from: target, to: format!("{}-unexpected", layout::trash_key(entry.version, &key)), displaced_at: None },
             });
         }

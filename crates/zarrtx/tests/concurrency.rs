@@ -166,7 +166,6 @@ fn concurrent_overwrites_leave_exactly_one_writers_data() {
 #[test]
 fn a_handle_sees_other_handles_commits_immediately() {
     let place = Place::new("s.zarr");
-    let path = place.a.clone();
     let a = open(place.node(0));
     let b = open(place.node(1));
     assert_eq!(b.snapshot(None).unwrap().elements().len(), 0);

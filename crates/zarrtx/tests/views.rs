@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 use zarrtx::storage::{Capabilities, Locks, MoveOutcome, PosixStorage, PutOutcome, Storage};
-use zarrtx::{OpenOptions, Result, Store};
+use zarrtx::{Result, Store};
 
 /// Checks, at every move of an installed element, that the current root view no longer lists it.
 #[derive(Debug)]

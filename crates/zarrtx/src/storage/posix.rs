@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// How many times a read is retried when NFS reports a stale file handle (another client replaced the file).
-const ESTALE_RETRIES: usize = 8;
+/// How many times an operation is retried when NFS reports a stale file handle (another client replaced the file).
+const ESTALE_RETRIES: usize = 24;
 /// Parallel fsyncs in flight (they wait on the device, not the CPU).
 const SYNC_PARALLELISM: usize = 16;
 
@@ -100,7 +100,13 @@ impl PosixStorage {
         let path = self.path(key);
         ensure_parent(&path)?;
         let tmp = self.write_temp(bytes, fsync)?;
-        if let Err(e) = fs::rename(&tmp, &path) {
+        // A stale handle on NFS (another node replaced the file between the kernel's lookup and the rename) is
+        // retried; when the temporary file is gone by then, the rename happened and only its reply was lost.
+        let renamed = retry_stale(|| match fs::rename(&tmp, &path) {
+            Err(e) if is_stale(&e) && fs::symlink_metadata(&tmp).is_err() => Ok(()),
+            other => other,
+        });
+        if let Err(e) = renamed {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(&path, e));
         }
@@ -135,6 +141,26 @@ fn is_stale(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::ESTALE)
 }
 
+/// Sleeps before the `tries`-th retry after a stale handle: 2, 4, ... 64 ms, then 64 ms each.
+fn stale_pause(tries: usize) {
+    std::thread::sleep(std::time::Duration::from_millis(1 << tries.min(6)));
+}
+
+/// Runs an operation by path again when NFS says a handle went stale on the way (another node replaced or removed
+/// a file or directory the kernel had looked up): the next attempt looks the path up afresh.
+fn retry_stale<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match op() {
+            Err(e) if is_stale(&e) && tries < ESTALE_RETRIES => {
+                tries += 1;
+                stale_pause(tries);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs a read that opens `path` afresh, again when NFS says the handle went stale (another node replaced or
 /// removed the file while we read it); `None` when the file does not exist.
 fn read_retrying<T>(path: &Path, mut read: impl FnMut(&Path) -> std::io::Result<T>) -> Result<Option<T>> {
@@ -145,7 +171,7 @@ fn read_retrying<T>(path: &Path, mut read: impl FnMut(&Path) -> std::io::Result<
             Err(e) if is_absent(&e) => return Ok(None),
             Err(e) if is_stale(&e) && tries < ESTALE_RETRIES => {
                 tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(1 << tries.min(6)));
+                stale_pause(tries);
             }
             Err(e) => return Err(Error::io(path, e)),
         }
@@ -322,7 +348,7 @@ impl Storage for PosixStorage {
         // The probe's files test the semantics of create-if-absent, not durability: they are never fsynced.
         let durable = self.durable && !key.starts_with(layout::PROBE_DIR);
         let tmp = self.write_temp(bytes, durable)?;
-        let linked = fs::hard_link(&tmp, &path);
+        let linked = retry_stale(|| fs::hard_link(&tmp, &path));
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => {
@@ -418,7 +444,7 @@ impl Storage for PosixStorage {
 
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> {
         let path = self.path(key);
-        match fs::symlink_metadata(&path) {
+        match retry_stale(|| fs::symlink_metadata(&path)) {
             Ok(m) => Ok(m.modified().ok()),
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(Error::io(&path, e)),
@@ -437,7 +463,7 @@ impl Storage for PosixStorage {
         ensure_parent(&dst)?;
         // rename(2) of a directory onto a non-empty directory fails (ENOTEMPTY/EEXIST), and of a missing source
         // fails (ENOENT): the kernel (or the NFS server) decides between concurrent movers.
-        match fs::rename(&src, &dst) {
+        match retry_stale(|| fs::rename(&src, &dst)) {
             Ok(()) => {
                 self.sync_dir(&dst);
                 Ok(MoveOutcome::Moved)
@@ -490,7 +516,7 @@ impl Storage for PosixStorage {
     fn identity(&self, key: &str) -> Result<Option<String>> {
         use std::os::unix::fs::MetadataExt;
         let path = self.path(key);
-        match fs::symlink_metadata(&path) {
+        match retry_stale(|| fs::symlink_metadata(&path)) {
             Ok(m) => Ok(Some(format!("{}:{}", m.dev(), m.ino()))),
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(Error::io(&path, e)),
