@@ -4,13 +4,15 @@ use crate::adopt::read_node_tree;
 use crate::error::Result;
 use crate::layout;
 use crate::log::reader::{self, read_entry};
-use crate::log::{Op, StoreState};
+use crate::log::{ElementRecord, Op, StoreState};
 use crate::name::ElementType;
 use crate::publish;
 use crate::storage::lease::{self, LeaseState};
+use crate::storage::{DataHandle, Storage};
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What `verify` found.
@@ -88,6 +90,29 @@ fn unevicted(store: &Store, state: &StoreState) -> Result<Vec<(u64, String, Stri
         }
     }
     Ok(out)
+}
+
+/// What keeps a plain reader (spatialdata, anndata) from reading the committed table at `key`: data that does not
+/// decode as its metadata says, or rows whose regions differ from the regions `uns/spatialdata_attrs` lists
+/// (spatialdata refuses such a table: "Regions in the AnnData object and `region` do not match").
+fn table_problems(storage: &Arc<dyn Storage>, key: &str, record: &ElementRecord) -> Vec<String> {
+    let table = match crate::table::read_table(&DataHandle::new(storage.clone(), key), &record.name, &record.tree) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("{key}: its data cannot be read ({e}); spatialdata and anndata could not read it either")],
+    };
+    let Some(a) = &table.annotation else { return Vec::new() };
+    let present = match crate::table::ids::ids_by_region(key, &table.obs, &a.region_key, &a.instance_key) {
+        Ok(by_region) => by_region.into_keys().collect::<BTreeSet<_>>(),
+        Err(e) => return vec![format!("{key}: its annotation columns are unusable: {e}")],
+    };
+    let listed: BTreeSet<String> = a.region.iter().cloned().collect();
+    if present == listed {
+        return Vec::new();
+    }
+    vec![format!(
+        "{key}: the rows' regions {present:?} differ from the regions uns/spatialdata_attrs lists {listed:?}; spatialdata \
+         refuses to read the table (its rows were changed by a writer outside zarrtx's commits?)"
+    )]
 }
 
 fn age(store: &Store, key: &str) -> Result<Duration> {
@@ -185,6 +210,8 @@ impl Store {
                     "{key}: its zarr.json files differ from what version {} committed",
                     record.version
                 ));
+            } else if record.element_type == ElementType::Tables {
+                report.problems.extend(table_problems(&self.inner.storage, &key, record));
             }
         }
         let kept: Vec<(u64, String, String)> = unevicted(self, &state)?;

@@ -197,8 +197,7 @@ fn write_view(c: &Committer, state: &StoreState, hidden: &BTreeSet<String>, t0: 
     if t0.elapsed() >= c.settings.publish_fence() {
         return Ok(ViewWrite::Stale);
     }
-    crate::retire::keep_alive(storage, layout::ROOT_ZARR_JSON);
-    storage.put_relaxed(layout::ROOT_ZARR_JSON, &bytes)?;
+    crate::retire::replace(storage, layout::ROOT_ZARR_JSON, &bytes)?;
     storage.sync(&[layout::ROOT_ZARR_JSON.to_string()])?;
     root.version = Some(state.version);
     Ok(ViewWrite::Written)
@@ -347,8 +346,7 @@ fn write_documents(storage: &dyn Storage, state: &StoreState, appended: &BTreeSe
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .is_some_and(|on_disk| &on_disk == doc);
             if !unchanged {
-                crate::retire::keep_alive(storage, &k);
-                storage.put_relaxed(&k, &serde_json::to_vec(doc).map_err(|e| encode_error(&k, e))?)?;
+                crate::retire::replace(storage, &k, &serde_json::to_vec(doc).map_err(|e| encode_error(&k, e))?)?;
                 written.push(k);
             }
         }
@@ -358,8 +356,7 @@ fn write_documents(storage: &dyn Storage, state: &StoreState, appended: &BTreeSe
         let key = layout::type_group_key(t);
         let doc = serde_json::to_vec(&group_doc(attrs)).map_err(|e| encode_error(&key, e))?;
         if storage.get(&key)?.as_deref() != Some(doc.as_slice()) {
-            crate::retire::keep_alive(storage, &key);
-            storage.put_relaxed(&key, &doc)?;
+            crate::retire::replace(storage, &key, &doc)?;
             written.push(key);
         }
     }

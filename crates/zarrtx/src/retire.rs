@@ -5,7 +5,8 @@
 //! `ESTALE` — zarrtx's own reads retry, but plain readers (spatialdata, zarr-python) fail. So before replacing a
 //! file that plain readers read — the root view, a type group's `zarr.json`, a table's grown `zarr.json` files and
 //! boundary chunks — zarrtx gives its inode a second name under `.zarrtx/retired/<minute>/` (a hard link, where the
-//! medium has them), and removes those names after [`RETAIN`]. Object stores need none of this: a GET is a whole.
+//! medium has them), and names the new file there too before it replaces the old one (so that a file replaced by
+//! another writer right after it appeared is covered as well); those names are removed after [`RETAIN`]. Object stores need none of this: a GET is a whole.
 
 use crate::layout;
 use crate::storage::Storage;
@@ -24,8 +25,29 @@ pub(crate) fn keep_alive(storage: &dyn Storage, key: &str) {
     if !storage.capabilities().hard_links {
         return;
     }
-    let retired = format!("{}/{}/{}", layout::RETIRED_DIR, minute_now(), uuid::Uuid::new_v4());
-    let _ = storage.hard_link(key, &retired);
+    let _ = storage.hard_link(key, &retired_key());
+}
+
+/// Replaces the file at `key` with `bytes` such that both the replaced file and the new one have a retired name:
+/// a reader that opened either keeps reading it for [`RETAIN`] — even when other writers replace the file again
+/// between this writer's [`keep_alive`] and its rename (the new file was named before it became visible). Without
+/// hard links: a plain replace.
+pub(crate) fn replace(storage: &dyn Storage, key: &str, bytes: &[u8]) -> crate::error::Result<()> {
+    if !storage.capabilities().hard_links {
+        return storage.put_relaxed(key, bytes);
+    }
+    keep_alive(storage, key);
+    let named = retired_key();
+    storage.put_relaxed(&named, bytes)?;
+    let moving = format!("{}/{}.retired", layout::TMP_DIR, uuid::Uuid::new_v4());
+    // Best effort, like keep_alive: where the link fails, the new file goes in place without its retired name.
+    let from = if storage.hard_link(&named, &moving).is_ok() { moving } else { named };
+    storage.replace_file(&from, key)?;
+    Ok(())
+}
+
+fn retired_key() -> String {
+    format!("{}/{}/{}", layout::RETIRED_DIR, minute_now(), uuid::Uuid::new_v4())
 }
 
 /// Removes the retired names older than `older_than` (whole minutes).

@@ -36,10 +36,10 @@ impl Storage for OverwritingStorage {
     fn list(&self, dir: &str) -> Result<Vec<String>> { self.0.list(dir) }
     fn rename(&self, from: &str, to: &str) -> Result<MoveOutcome> { self.0.rename(from, to) }
     fn replace_file(&self, from: &str, to: &str) -> Result<bool> { self.0.replace_file(from, to) }
+    fn hard_link(&self, from: &str, to: &str) -> Result<()> { self.0.hard_link(from, to) }
     fn delete_tree(&self, key: &str) -> Result<u64> { self.0.delete_tree(key) }
     fn create_dir(&self, key: &str) -> Result<()> { self.0.create_dir(key) }
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> { self.0.modified(key) }
-    fn local_path(&self, key: &str) -> Option<PathBuf> { self.0.local_path(key) }
     fn locks(&self) -> &dyn Locks { self.0.locks() }
 }
 

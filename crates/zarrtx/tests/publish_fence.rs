@@ -74,7 +74,7 @@ fn rig(dir: &std::path::Path, pause: Pause, slow_done: Arc<(Mutex<bool>, std::sy
         let (storage, violations) = (storage.clone(), violations.clone());
         Arc::new(move |op, key, phase| {
             let inner = storage.inner().as_ref();
-            if op == "put_relaxed" && key == "zarr.json" && phase == Phase::After {
+            if matches!(op, "put_relaxed" | "replace_file") && key == "zarr.json" && phase == Phase::After {
                 check_view(inner, &violations, "after a root write");
             }
             if op == "rename" && key.starts_with("labels/") && phase == Phase::Before {
@@ -164,6 +164,6 @@ fn displaced_data_moves_only_after_every_older_publisher_finished() {
     // Paused after its fence check, right before its root write, for less than the fence: the overwrite's
     // publisher must wait the fence before moving the old generation, or the stale view would land after the move.
     let dir = tempfile::tempdir().unwrap();
-    let violations = race(dir.path(), Pause::For(|op, key| op == "put_relaxed" && key == "zarr.json", Duration::from_millis(FENCE_MS / 2)));
+    let violations = race(dir.path(), Pause::For(|op, key| matches!(op, "put_relaxed" | "replace_file") && key == "zarr.json", Duration::from_millis(FENCE_MS / 2)));
     assert!(violations.is_empty(), "{violations:#?}");
 }

@@ -217,8 +217,15 @@ fn sigkilled_appenders_leave_the_table_at_a_committed_length() {
     open(&path).add_table("cells", &rows("base", 0, 10), &Default::default()).unwrap();
     let mut rng = Rng::new();
     for round in 0..8 {
+        let before = open(&path).snapshot(None).unwrap().table_info("cells").unwrap().n_obs;
         let mut child = spawn_child("child_endless_appender", &[("STORE", place.node(round).display().to_string()), ("ROUND", round.to_string())]);
-        std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
+        // Killed at a random point once it has committed at least one batch (however slow the medium is).
+        let started = std::time::Instant::now();
+        while open(&path).snapshot(None).unwrap().table_info("cells").unwrap().n_obs == before {
+            assert!(started.elapsed() < Duration::from_secs(120), "round {round}: the appender committed nothing in 120 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
         child.kill().unwrap();
         child.wait().unwrap();
         let store = open(&path);
@@ -238,7 +245,7 @@ fn sigkilled_appenders_leave_the_table_at_a_committed_length() {
     }
     let store = open(&path);
     let appended = store.snapshot(None).unwrap().table_info("cells").unwrap().n_obs - 10;
-    assert!(appended >= 37 * 8, "the appenders made progress between kills ({appended} rows)");
+    assert!(appended >= 37 * 8, "every appender committed a batch before it was killed ({appended} rows)");
     wait_for_leases_to_expire();
     store.gc(Duration::ZERO).unwrap();
     let report = store.verify().unwrap();
@@ -378,4 +385,29 @@ fn appends_race_with_element_adds_deletes_and_readers() {
     assert_eq!(table_rows(&store, None, "cells"), expected(&want));
     assert_eq!(store.snapshot(None).unwrap().elements().len(), 1 + 2 * 2);
     assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn verify_reports_a_table_whose_rows_spatialdata_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.zarr");
+    let store = open(&path);
+    store.add_table("cells", &rows("a", 0, 20), &Default::default()).unwrap();
+    store.append("cells", &rows("b", 0, 20)).unwrap();
+    assert!(store.verify().unwrap().is_clean(), "a table zarrtx wrote reads back");
+    // Another writer, bypassing the commits (as two nodes sharing one boundary chunk under node-local locks did),
+    // overwrites the region codes of every row with region "a": the metadata still lists ["a", "b"].
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(&path).unwrap());
+    let codes = zarrs::array::Array::open(fs, "/tables/cells/obs/region/codes").unwrap();
+    let n = codes.shape()[0];
+    let subset = zarrs::array::ArraySubset::new_with_shape(vec![n]);
+    // The codes' integer width follows the number of categories, as anndata writes them: zero bytes are code 0.
+    let width = codes.data_type().fixed_size().expect("fixed-size integer codes");
+    let zeros = zarrs::array::ArrayBytes::new_flen(vec![0u8; n as usize * width]);
+    codes.store_array_subset(&subset, zeros).unwrap();
+    let report = store.verify().unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.starts_with("tables/cells:") && p.contains("spatialdata")),
+        "verify must report the table spatialdata refuses: {report:?}"
+    );
 }

@@ -50,7 +50,6 @@ impl Storage for ViewWatchingStorage {
     fn delete_tree(&self, key: &str) -> Result<u64> { self.inner.delete_tree(key) }
     fn create_dir(&self, key: &str) -> Result<()> { self.inner.create_dir(key) }
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> { self.inner.modified(key) }
-    fn local_path(&self, key: &str) -> Option<PathBuf> { self.inner.local_path(key) }
     fn location(&self) -> PathBuf { self.inner.location() }
     fn replace_file(&self, from: &str, to: &str) -> Result<bool> { self.inner.replace_file(from, to) }
     fn locks(&self) -> &dyn Locks { self.inner.locks() }

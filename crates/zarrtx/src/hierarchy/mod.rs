@@ -152,7 +152,7 @@ impl Hierarchy {
             if !options.create || options.read_only {
                 return Err(not("it does not exist (pass create to make a new hierarchy)"));
             }
-            std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+            PosixStorage::create_root(&root)?;
         }
         let storage: Arc<dyn Storage> =
             Arc::new(PosixStorage::new(&root, options.durable).with_locks(options.advisory_locks));

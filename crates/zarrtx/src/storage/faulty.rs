@@ -48,7 +48,8 @@ pub enum Phase {
 }
 
 /// A test hook, called on the calling thread with the operation's name (`"get"`, `"put_relaxed"`, `"rename"`, ...),
-/// its key and the [`Phase`]: it can pause a thread at an exact point, or check the store at every step.
+/// its key (of a move: the source for `rename` and `exchange`, the destination for `replace_file` and `hard_link`) and
+/// the [`Phase`]: it can pause a thread at an exact point, or check the store at every step.
 pub type Hook = Arc<dyn Fn(&str, &str, Phase) + Send + Sync>;
 
 /// Wraps a backend and injects [`Fault`]s.
@@ -259,7 +260,7 @@ impl Storage for FaultyStorage {
         self.write("rename", from, 0, || self.inner.rename(from, to))
     }
     fn replace_file(&self, from: &str, to: &str) -> Result<bool> {
-        self.write("replace_file", from, 0, || self.inner.replace_file(from, to))
+        self.write("replace_file", to, 0, || self.inner.replace_file(from, to))
     }
     fn hard_link(&self, from: &str, to: &str) -> Result<()> {
         self.write("hard_link", to, 0, || self.inner.hard_link(from, to))
@@ -272,8 +273,5 @@ impl Storage for FaultyStorage {
     }
     fn locks(&self) -> &dyn Locks {
         self.inner.locks()
-    }
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
     }
 }

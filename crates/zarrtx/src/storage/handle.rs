@@ -160,15 +160,6 @@ impl DataHandle {
         Ok(written)
     }
 
-    /// TRANSITIONAL: the local directory of this handle, for element code not yet ported to the handle.
-    #[doc(hidden)]
-    pub fn local_dir(&self) -> Result<PathBuf> {
-        self.storage.local_path(&self.prefix).ok_or_else(|| Error::Unsupported {
-            path: self.describe(""),
-            operation: "local paths".into(),
-        })
-    }
-
     /// A zarrs storage over this handle (zarrs keys are relative to the prefix).
     pub fn zarr_store(&self) -> ReadableWritableListableStorage {
         Arc::new(ZarrStore::new(self.clone()))

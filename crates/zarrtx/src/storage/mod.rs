@@ -280,14 +280,6 @@ pub trait Storage: Send + Sync + Debug {
         Err(self.unsupported("tree identity", key))
     }
 
-    /// TRANSITIONAL: the local filesystem path of a key, for element writers not yet ported to [`DataHandle`].
-    /// `None` for backends without local paths.
-    #[doc(hidden)]
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        let _ = key;
-        None
-    }
-
     /// The backend's advisory locks ([`NoLocks`] where there are none or they are switched off).
     fn locks(&self) -> &dyn Locks;
 

@@ -52,6 +52,11 @@ impl PosixStorage {
         PosixStorage { root, durable, locks }
     }
 
+    /// Creates the directory `root` (and its parents) for a new store or hierarchy.
+    pub fn create_root(root: &Path) -> Result<()> {
+        fs::create_dir_all(root).map_err(|e| Error::io(root, e))
+    }
+
     /// The same backend with `flock` advisory locks switched on or off ([`NoLocks`]).
     pub fn with_locks(mut self, on: bool) -> Self {
         self.locks = if on { Arc::new(FlockLocks { root: self.root.clone() }) } else { Arc::new(NoLocks) };
@@ -209,8 +214,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) -> Result
 
 /// fsyncs `paths` (files or directories; a missing one is skipped), `parallel` at a time.
 fn fsync_all(paths: &[PathBuf], parallel: usize) -> Result<()> {
-    try_for_each_limited(paths, parallel, |p| match File::open(p) {
-        Ok(f) => f.sync_all().map_err(|e| Error::io(p, e)),
+    // A file another writer removed meanwhile needs nothing; one it replaced (ESTALE on NFS) is synced afresh.
+    try_for_each_limited(paths, parallel, |p| match retry_stale(|| File::open(p).and_then(|f| f.sync_all())) {
+        Ok(()) => Ok(()),
         Err(e) if is_absent(&e) => Ok(()),
         Err(e) => Err(Error::io(p, e)),
     })
@@ -525,10 +531,6 @@ impl Storage for PosixStorage {
 
     fn locks(&self) -> &dyn Locks {
         self.locks.as_ref()
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        Some(self.path(key))
     }
 }
 

@@ -123,7 +123,7 @@ impl Store {
             if !options.create || options.read_only {
                 return Err(Error::NotAStore { path: root, reason: "the path does not exist".into() });
             }
-            std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+            PosixStorage::create_root(&root)?;
         }
         let storage: Arc<dyn Storage> =
             Arc::new(PosixStorage::new(&root, options.durable).with_locks(options.advisory_locks));

@@ -184,8 +184,10 @@ pub(crate) fn install_staged_files(
     for rel in keys {
         let (from, to) = (join(staging_prefix, &staged_key(rel)), join(live_prefix, rel));
         if storage.exists(&from)? {
-            // A reader on another NFS client may be reading the file this one replaces.
+            // A reader on another NFS client may be reading the file this one replaces, or (once it is replaced in
+            // turn) this one: both keep a retired name.
             crate::retire::keep_alive(storage, &to);
+            crate::retire::keep_alive(storage, &from);
         }
         if !storage.replace_file(&from, &to)? && !storage.exists(&to)? {
             return Err(Error::CorruptMetadata {

@@ -197,7 +197,6 @@ fn category_overflow_of_stored_codes_is_refused() {
 #[test]
 fn write_append_read_on_memory_storage() {
     let storage = Arc::new(MemoryStorage::with_options(MemoryOptions { name: "tables-only".into(), ..Default::default() }));
-    assert!(storage.local_path("tables/t").is_none());
     let live = DataHandle::new(storage, "tables/t");
     let base = cells(0..5000, &["a"]);
     let tree0 = write_table(&live, &name(), &base, true).unwrap();
