@@ -77,13 +77,13 @@ fn race(deleted_first: bool) {
                         installed.raise();
                     }
                 }
-                Some("other") => {
-                    // The first look at the staged data asks whether the entry is installed; the second is part of
-                    // deciding what must move out of the way. Hold it there until the element is installed.
-                    if op == "exists" && is_staging_area(key) && phase == Phase::After && looks.fetch_add(1, Ordering::SeqCst) == 1 {
-                        other_looking.raise();
-                        assert!(installed.wait(), "the writer never installed the element");
-                    }
+                // The first look at the staged data asks whether the entry is installed; the second is part of
+                // deciding what must move out of the way. Hold it there until the element is installed.
+                Some("other")
+                    if op == "exists" && is_staging_area(key) && phase == Phase::After && looks.fetch_add(1, Ordering::SeqCst) == 1 =>
+                {
+                    other_looking.raise();
+                    assert!(installed.wait(), "the writer never installed the element");
                 }
                 _ => {}
             }

@@ -32,7 +32,7 @@ pub(crate) struct Claim {
 /// What trying to claim found.
 pub(crate) enum Claimed {
     /// The caller holds it now.
-    Held(Claim),
+    Held(Box<Claim>),
     /// Another worker holds it and is alive (epoch, when its claim was made).
     Busy(u64),
 }
@@ -102,7 +102,7 @@ pub(crate) fn try_claim(storage: &Arc<dyn Storage>, base: &str, timeout: Duratio
     if lease.is_none() {
         return Ok(Claimed::Busy(next));
     }
-    Ok(Claimed::Held(Claim { storage: storage.clone(), base: base.to_string(), epoch: next, lease }))
+    Ok(Claimed::Held(Box::new(Claim { storage: storage.clone(), base: base.to_string(), epoch: next, lease })))
 }
 
 /// Takes the claim at `base`, waiting (polling) while a live worker holds it; `gone()` ends the wait with its error
@@ -117,7 +117,7 @@ pub(crate) fn claim_waiting(
     loop {
         gone()?;
         if let Claimed::Held(c) = try_claim(storage, base, timeout)? {
-            return Ok(c);
+            return Ok(*c);
         }
         std::thread::sleep(sleep);
         sleep = (sleep * 2).min(Duration::from_millis(200));

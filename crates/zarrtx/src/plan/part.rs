@@ -123,7 +123,7 @@ pub(crate) fn run_part(
         return Ok(PartOutcome::AlreadyDone(done));
     }
     let claim = match claim::try_claim(ctx.storage, &part_base(id, part), ctx.lease_timeout)? {
-        Claimed::Held(c) => c,
+        Claimed::Held(c) => *c,
         Claimed::Busy(epoch) => {
             return Err(Error::Conflict {
                 name: ctx.subject.to_string(),

@@ -326,14 +326,17 @@ impl Storage for MemoryStorage {
     }
 }
 
+/// Lock name -> (holders, held exclusively), and the condition waiters wait on.
+type LockTable = Arc<(Mutex<HashMap<String, (usize, bool)>>, Condvar)>;
+
 /// Readers-writer locks held in a table of this process.
 #[derive(Debug, Default)]
 struct MemoryLocks {
-    table: Arc<(Mutex<HashMap<String, (usize, bool)>>, Condvar)>,
+    table: LockTable,
 }
 
 struct Held {
-    table: Arc<(Mutex<HashMap<String, (usize, bool)>>, Condvar)>,
+    table: LockTable,
     key: String,
     exclusive: bool,
 }

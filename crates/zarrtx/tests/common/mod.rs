@@ -249,7 +249,7 @@ impl Place {
 
     /// The store seen from node `i % 2` (A for even `i`, B for odd).
     pub fn node(&self, i: usize) -> &Path {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             &self.a
         } else {
             &self.b
