@@ -246,7 +246,10 @@ impl Committer {
             return Ok(false);
         }
         self.publish()?;
-        Ok(publish::applied_version(self.storage.as_ref())?.is_some_and(|a| a >= version))
+        // What this process installed itself counts: the `applied` hint may lag behind it (a slower publisher can
+        // write an older value after ours).
+        let installed_here = self.installed.lock().map_err(|_| poisoned())?.as_ref().is_some_and(|s| s.version >= version);
+        Ok(installed_here || publish::applied_version(self.storage.as_ref())?.is_some_and(|a| a >= version))
     }
 }
 

@@ -91,7 +91,9 @@ impl Store {
             }
             // The rows of every earlier append must be in the table: the boundary chunks are read from it.
             if !self.ensure_applied(record.modified_version)? {
-                return Err(Error::Contention { name: name.to_string(), attempts: attempt });
+                // Other publishers are still moving files in (or the view kept moving): look again shortly.
+                commit::backoff(attempt);
+                continue;
             }
             let live = DataHandle::new(self.inner.storage.clone(), record.installed_key());
             let plan = table::plan_append(&live, &record.name, &record.tree, rows)?;
