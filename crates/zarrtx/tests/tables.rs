@@ -217,11 +217,13 @@ fn sigkilled_appenders_leave_the_table_at_a_committed_length() {
     open(&path).add_table("cells", &rows("base", 0, 10), &Default::default()).unwrap();
     let mut rng = Rng::new();
     for round in 0..8 {
-        let before = open(&path).snapshot(None).unwrap().table_info("cells").unwrap().n_obs;
+        let watcher = open(&path);
+        let n_obs = || watcher.snapshot(None).unwrap().table_info("cells").unwrap().n_obs;
+        let before = n_obs();
         let mut child = spawn_child("child_endless_appender", &[("STORE", place.node(round).display().to_string()), ("ROUND", round.to_string())]);
         // Killed at a random point once it has committed at least one batch (however slow the medium is).
         let started = std::time::Instant::now();
-        while open(&path).snapshot(None).unwrap().table_info("cells").unwrap().n_obs == before {
+        while n_obs() == before {
             assert!(started.elapsed() < Duration::from_secs(120), "round {round}: the appender committed nothing in 120 s");
             std::thread::sleep(Duration::from_millis(20));
         }

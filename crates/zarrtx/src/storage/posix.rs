@@ -166,20 +166,13 @@ fn retry_stale<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result
     }
 }
 
-/// Runs a read that opens `path` afresh, again when NFS says the handle went stale (another node replaced or
-/// removed the file while we read it); `None` when the file does not exist.
+/// Runs a read (or stat) of `path`, again with a fresh lookup when NFS says the handle went stale (another node
+/// replaced or removed the file meanwhile); `None` when the file does not exist.
 fn read_retrying<T>(path: &Path, mut read: impl FnMut(&Path) -> std::io::Result<T>) -> Result<Option<T>> {
-    let mut tries = 0;
-    loop {
-        match read(path) {
-            Ok(v) => return Ok(Some(v)),
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) if is_stale(&e) && tries < ESTALE_RETRIES => {
-                tries += 1;
-                stale_pause(tries);
-            }
-            Err(e) => return Err(Error::io(path, e)),
-        }
+    match retry_stale(|| read(path)) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 
@@ -449,12 +442,7 @@ impl Storage for PosixStorage {
     }
 
     fn modified(&self, key: &str) -> Result<Option<SystemTime>> {
-        let path = self.path(key);
-        match retry_stale(|| fs::symlink_metadata(&path)) {
-            Ok(m) => Ok(m.modified().ok()),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        Ok(read_retrying(&self.path(key), |p| fs::symlink_metadata(p))?.and_then(|m| m.modified().ok()))
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<MoveOutcome> {
@@ -521,12 +509,7 @@ impl Storage for PosixStorage {
 
     fn identity(&self, key: &str) -> Result<Option<String>> {
         use std::os::unix::fs::MetadataExt;
-        let path = self.path(key);
-        match retry_stale(|| fs::symlink_metadata(&path)) {
-            Ok(m) => Ok(Some(format!("{}:{}", m.dev(), m.ino()))),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        Ok(read_retrying(&self.path(key), |p| fs::symlink_metadata(p))?.map(|m| format!("{}:{}", m.dev(), m.ino())))
     }
 
     fn locks(&self) -> &dyn Locks {
